@@ -1,0 +1,3 @@
+from byokctl.cli import main
+
+raise SystemExit(main())

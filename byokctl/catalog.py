@@ -1,0 +1,133 @@
+"""The six providers byokctl knows: one place for ids, fields and known models.
+
+The JSON Schema (``schemas/workspace.schema.json``) is the authority on structure; a test
+pins that it and this catalog agree. ``known_models`` only feed hints ("did you mean");
+the provider's own list-models answer decides, at plan time, whether a model is usable.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """What byokctl knows about one provider."""
+
+    id: str
+    display_name: str
+    #: Non-secret fields a configuration must have besides ``model``.
+    required_settings: tuple[str, ...]
+    #: Non-secret fields a configuration may have.
+    optional_settings: tuple[str, ...]
+    #: Fields that hold secrets and must be SOPS-encrypted in git.
+    secret_fields: tuple[str, ...]
+    known_models: tuple[str, ...]
+    #: The public API's base URL; ``None`` when each workspace supplies its endpoint.
+    default_base_url: str | None
+
+    @property
+    def base_url_env(self) -> str:
+        """The environment variable an operator sets to override the base URL."""
+        return f"BYOK_{self.id.upper()}_BASE_URL"
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        return self.required_settings + self.optional_settings
+
+    def closest_models(self, model: str, n: int = 3) -> list[str]:
+        """Known model ids closest to ``model``, best first."""
+        return difflib.get_close_matches(model, self.known_models, n=n, cutoff=0.4)
+
+
+_SPECS = (
+    ProviderSpec(
+        id="openai",
+        display_name="OpenAI",
+        required_settings=(),
+        optional_settings=("organization", "project"),
+        secret_fields=("api_key",),
+        known_models=(
+            "gpt-4o",
+            "gpt-4o-mini",
+            "gpt-4.1",
+            "gpt-4.1-mini",
+            "gpt-4-turbo",
+            "gpt-4",
+            "gpt-3.5-turbo",
+            "o1",
+            "o3-mini",
+        ),
+        default_base_url="https://api.openai.com/v1",
+    ),
+    ProviderSpec(
+        id="gemini",
+        display_name="Google Gemini",
+        required_settings=(),
+        optional_settings=(),
+        secret_fields=("api_key",),
+        known_models=(
+            "gemini-2.5-pro",
+            "gemini-2.5-flash",
+            "gemini-2.0-flash",
+            "gemini-2.0-flash-lite",
+            "gemini-1.5-pro",
+            "gemini-1.5-flash",
+        ),
+        default_base_url="https://generativelanguage.googleapis.com/v1beta",
+    ),
+    ProviderSpec(
+        id="anthropic",
+        display_name="Anthropic",
+        required_settings=(),
+        optional_settings=(),
+        secret_fields=("api_key",),
+        known_models=(
+            "claude-3-5-sonnet-20241022",
+            "claude-3-5-sonnet-20240620",
+            "claude-3-5-haiku-20241022",
+            "claude-3-opus-20240229",
+            "claude-3-7-sonnet-20250219",
+            "claude-sonnet-4-20250514",
+            "claude-opus-4-20250514",
+        ),
+        default_base_url="https://api.anthropic.com",
+    ),
+    ProviderSpec(
+        id="azure_openai",
+        display_name="Azure OpenAI",
+        required_settings=("endpoint", "api_version", "deployment"),
+        optional_settings=(),
+        secret_fields=("api_key",),
+        known_models=("gpt-4o", "gpt-4o-mini", "gpt-4", "gpt-4-turbo", "gpt-35-turbo"),
+        default_base_url=None,
+    ),
+    ProviderSpec(
+        id="xai",
+        display_name="Grok (xAI)",
+        required_settings=(),
+        optional_settings=(),
+        secret_fields=("api_key",),
+        known_models=("grok-4", "grok-3", "grok-3-mini", "grok-2", "grok-2-vision"),
+        default_base_url="https://api.x.ai/v1",
+    ),
+    ProviderSpec(
+        id="deepseek",
+        display_name="DeepSeek",
+        required_settings=(),
+        optional_settings=(),
+        secret_fields=("api_key",),
+        known_models=("deepseek-chat", "deepseek-reasoner"),
+        default_base_url="https://api.deepseek.com",
+    ),
+)
+
+#: Every provider, by id, in a stable order.
+PROVIDERS: Final[Mapping[str, ProviderSpec]] = MappingProxyType({s.id: s for s in _SPECS})
+
+#: Every secret field name of any provider.
+SECRET_FIELDS: Final[frozenset[str]] = frozenset(f for s in _SPECS for f in s.secret_fields)

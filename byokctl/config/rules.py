@@ -1,0 +1,148 @@
+"""The rules the schema cannot say, checked on one parsed file (pure, no I/O)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+from byokctl.catalog import PROVIDERS, SECRET_FIELDS
+from byokctl.config.schema import SchemaFinding
+from byokctl.config.yamlsource import Path
+
+#: A value as sops writes it (the ``type`` list is sops's own).
+ENCRYPTED_VALUE: Final = re.compile(
+    r"^ENC\[AES256_GCM,data:[^,]*,iv:[^,]+,tag:[^,]+,type:(?:str|int|float|bool|bytes|time|comment)\]$"
+)
+
+
+def is_encrypted(value: object) -> bool:
+    return isinstance(value, str) and ENCRYPTED_VALUE.match(value) is not None
+
+
+def has_sops_metadata(document: Mapping[str, Any]) -> bool:
+    meta = document.get("sops")
+    return isinstance(meta, Mapping) and "mac" in meta and "lastmodified" in meta
+
+
+def encrypted_paths(value: Any, path: Path = ()) -> Iterator[Path]:
+    """Paths of every encrypted value, the ``sops`` metadata excluded."""
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            if not path and key == "sops":
+                continue
+            yield from encrypted_paths(child, (*path, key))
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            yield from encrypted_paths(child, (*path, i))
+    elif is_encrypted(value):
+        yield path
+
+
+def _providers(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = document.get("spec")
+    providers = spec.get("providers") if isinstance(spec, Mapping) else None
+    return providers if isinstance(providers, Mapping) else {}
+
+
+def secret_paths(document: Mapping[str, Any]) -> Iterator[Path]:
+    """Paths of every secret field present in the document."""
+    for provider, config in _providers(document).items():
+        if isinstance(config, Mapping):
+            for name in SECRET_FIELDS:
+                if name in config:
+                    yield ("spec", "providers", provider, name)
+
+
+def check(document: Mapping[str, Any], *, sops_command: str) -> Iterator[SchemaFinding]:
+    """Findings for the rules beyond the schema. Severity is decided by the caller by rule id."""
+    spec = document.get("spec")
+    providers = _providers(document)
+    enabled = spec.get("enabled") if isinstance(spec, Mapping) else None
+    if isinstance(enabled, str) and not is_encrypted(enabled) and enabled not in providers:
+        configured = ", ".join(sorted(providers)) or "none"
+        yield SchemaFinding(
+            ("spec", "enabled"),
+            "enabled-not-configured",
+            f"enabled names {enabled!r}, which is not configured under spec.providers "
+            f"(configured: {configured})",
+            f"add spec.providers.{enabled}, or set enabled to one of the configured providers "
+            "(or remove it to let Neo power the workspace)",
+        )
+
+    secrets = list(secret_paths(document))
+    if secrets and not has_sops_metadata(document):
+        yield SchemaFinding(
+            secrets[0],
+            "file-not-encrypted",
+            "the file holds API keys but is not SOPS-encrypted: plaintext keys must never be "
+            "committed",
+            f"encrypt it in place: {sops_command} (sops applies the repository's .sops.yaml); "
+            "if the key was pushed already, rotate it",
+        )
+    else:
+        for path in secrets:
+            value = _get(document, path)
+            if not is_encrypted(value):
+                yield SchemaFinding(
+                    path,
+                    "secret-not-encrypted",
+                    f"{'.'.join(map(str, path))} is not encrypted, though the file is a SOPS file",
+                    "make .sops.yaml's encrypted_regex cover api_key, then re-encrypt: "
+                    f"{sops_command}; if the key was pushed already, rotate it",
+                )
+
+    for provider, config in providers.items():
+        spec_ = PROVIDERS.get(provider)
+        if spec_ is None or not isinstance(config, Mapping):
+            continue
+        model = config.get("model")
+        if isinstance(model, str) and not is_encrypted(model) and model not in spec_.known_models:
+            close = spec_.closest_models(model)
+            hint = (
+                f"closest known: {', '.join(close)}"
+                if close
+                else f"known: {', '.join(spec_.known_models)}"
+            )
+            yield SchemaFinding(
+                ("spec", "providers", provider, "model"),
+                "unknown-model",
+                f"model {model!r} is not among the {spec_.display_name} models byokctl knows; "
+                "plan asks the provider whether the key can use it",
+                hint,
+            )
+
+    if isinstance(enabled, str):
+        metadata = document.get("metadata")
+        notify = metadata.get("notify") if isinstance(metadata, Mapping) else None
+        if not notify:
+            yield SchemaFinding(
+                ("metadata",),
+                "notify-empty",
+                "a provider is enabled but metadata.notify is empty: nobody will be e-mailed "
+                "when it fails and Neo takes over",
+                "add the workspace admins' addresses to metadata.notify",
+            )
+
+    hidden = [p for p in encrypted_paths(document) if p[-1] not in SECRET_FIELDS]
+    if hidden:
+        shown = ", ".join(".".join(map(str, p)) for p in hidden[:3])
+        more = f" and {len(hidden) - 3} more" if len(hidden) > 3 else ""
+        yield SchemaFinding(
+            hidden[0],
+            "non-secret-encrypted",
+            f"values that are not secrets are encrypted ({shown}{more}): validate cannot check "
+            "them without a key, and reviewers cannot read them",
+            "encrypt only the keys: set encrypted_regex: ^api_key$ in .sops.yaml and re-encrypt",
+        )
+
+
+def _get(document: Mapping[str, Any], path: Path) -> Any:
+    value: Any = document
+    for part in path:
+        value = value[part]
+    return value
+
+
+#: Rules whose findings are warnings; every other rule is an error.
+WARNING_RULES: Final = frozenset({"unknown-model", "notify-empty", "non-secret-encrypted"})

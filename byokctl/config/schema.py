@@ -1,0 +1,149 @@
+"""The workspace JSON Schema: where it is, and its errors as diagnostics.
+
+The schema file is ``schemas/workspace.schema.json`` at the repository's top level; the
+wheel ships the same file as ``byokctl/schemas/workspace.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path as FsPath
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from byokctl.catalog import SECRET_FIELDS
+from byokctl.config.yamlsource import Path
+
+SCHEMA_NAME = "workspace.schema.json"
+
+
+def schema_path() -> FsPath:
+    """Where the schema file is: inside the installed wheel, or in the source tree."""
+    packaged = resources.files("byokctl").joinpath("schemas", SCHEMA_NAME)
+    if packaged.is_file():
+        return FsPath(str(packaged))
+    return FsPath(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
+
+
+@cache
+def load_schema() -> Mapping[str, Any]:
+    with schema_path().open(encoding="utf-8") as f:
+        schema: dict[str, Any] = json.load(f)
+    return schema
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    schema = load_schema()
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+@dataclass(frozen=True)
+class SchemaFinding:
+    """One schema violation, located by the path of the key it is about."""
+
+    path: Path
+    rule: str
+    message: str
+    hint: str | None = None
+
+
+def check(document: Mapping[str, Any]) -> Iterator[SchemaFinding]:
+    """Every schema violation of ``document``, most specific first."""
+    for err in _validator().iter_errors(document):
+        yield from _translate(err)
+
+
+def _leaves(err: ValidationError) -> Iterator[ValidationError]:
+    # anyOf/oneOf errors carry their alternatives' errors; the deepest ones say the most.
+    if err.context:
+        for sub in err.context:
+            yield from _leaves(sub)
+    else:
+        yield err
+
+
+def _where(path: Path) -> str:
+    return ".".join(str(p) for p in path) or "the document"
+
+
+def _translate(err: ValidationError) -> Iterator[SchemaFinding]:
+    path: Path = tuple(err.absolute_path)
+    schema_path = tuple(err.absolute_schema_path)
+    keyword = str(err.validator)
+    # jsonschema types these as unions with an "unset" sentinel; on a raised error they are set.
+    rule_value: Any = err.validator_value
+    rule_schema: Any = err.schema
+    instance: Any = err.instance
+    if path and path[-1] in SECRET_FIELDS:
+        # Never echo a secret's value; the rules module reports unencrypted secrets.
+        return
+    if "enabledIsConfigured" in err.schema_path or "then" in schema_path:
+        # The rule "enabled names a configured provider" is reported by the rules module
+        # with the position of `enabled` and a better message.
+        return
+    if keyword == "additionalProperties":
+        allowed = sorted(rule_schema.get("properties", {}))
+        extras = sorted(set(instance) - set(allowed)) if isinstance(instance, dict) else []
+        for extra in extras:
+            yield SchemaFinding(
+                (*path, extra),
+                "schema-unknown-field",
+                f"unknown field {extra!r} in {_where(path)}",
+                f"allowed here: {', '.join(allowed)}" if allowed else None,
+            )
+        return
+    if keyword == "required":
+        missing = [r for r in rule_value if r not in instance]
+        for name in missing:
+            yield SchemaFinding(
+                path,
+                "schema-required",
+                f"{_where(path)} is missing the required field {name!r}",
+            )
+        return
+    if keyword == "anyOf":
+        leaves = list(_leaves(err))
+        enums = [leaf for leaf in leaves if leaf.validator == "enum"]
+        if enums:
+            choices: Any = enums[0].validator_value
+            options = ", ".join(map(str, choices))
+            yield SchemaFinding(
+                path,
+                "schema-enum",
+                f"{_where(path)} is {instance!r}, which is not one of: {options} (or null)",
+            )
+            return
+    description = rule_schema.get("description") if isinstance(rule_schema, dict) else None
+    if keyword == "pattern":
+        yield SchemaFinding(
+            path,
+            "schema-pattern",
+            f"{_where(path)} has the invalid value {instance!r}",
+            description or f"it must match {rule_value}",
+        )
+        return
+    if keyword in ("const", "enum"):
+        options = repr(rule_value) if keyword == "const" else ", ".join(map(str, rule_value))
+        yield SchemaFinding(
+            path,
+            f"schema-{keyword}",
+            f"{_where(path)} is {instance!r}; expected {options}",
+        )
+        return
+    if keyword == "type":
+        yield SchemaFinding(
+            path,
+            "schema-type",
+            f"{_where(path)} must be of type {rule_value}, "
+            f"not {type(instance).__name__} ({instance!r})",
+        )
+        return
+    yield SchemaFinding(path, f"schema-{keyword}", f"{_where(path)}: {err.message}", description)

@@ -1,0 +1,161 @@
+"""The domain: workspaces, their provider configurations and secrets.
+
+These are plain frozen values with no I/O. A :class:`Secret` never shows its value in
+``repr``/``str``; the only way to read it is :meth:`Secret.reveal`, which makes every
+place that handles a plaintext key easy to find.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Final
+
+#: The route name used when no custom provider serves a workspace.
+NEO: Final = "neo"
+
+REDACTED: Final = "(sensitive)"
+
+# Every secret value this process has seen, so that the error boundary can scrub them
+# from messages and crash logs as a last line of defence (see ``redact``).
+_SEEN_SECRETS: set[str] = set()
+
+
+def redact(text: str) -> str:
+    """Replace every secret value this process has handled with ``(sensitive)``."""
+    for value in _SEEN_SECRETS:
+        if value and value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+class Secret:
+    """A secret string (an API key). Its value is never printed, logged or pickled."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        if len(value) >= 8:  # shorter strings would scrub ordinary words; keys are longer
+            _SEEN_SECRETS.add(value)
+
+    def reveal(self) -> str:
+        """Return the plaintext. Call only where the key is actually used."""
+        return self._value
+
+    def fingerprint(self, key: bytes) -> str:
+        """A keyed fingerprint (HMAC-SHA256) that identifies the value without revealing it."""
+        return hmac.new(key, self._value.encode(), hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(hashlib.sha256(self._value.encode()).digest())
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Secret cannot be pickled")
+
+
+def _frozen(mapping: Mapping[str, object]) -> Mapping[str, object]:
+    return MappingProxyType(dict(sorted(mapping.items())))
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One provider configured for a workspace: its model, settings and secrets.
+
+    ``settings`` holds the non-secret fields other than ``model`` (for Azure OpenAI:
+    ``endpoint``, ``api_version``, ``deployment``); ``secrets`` holds the secret fields
+    (``api_key``).
+    """
+
+    provider: str
+    model: str
+    settings: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, Secret] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "settings", _frozen(self.settings))
+        object.__setattr__(self, "secrets", _frozen(self.secrets))
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace's desired or live AI configuration.
+
+    ``enabled`` names the one enabled provider, or is ``None`` when Neo powers the
+    workspace's AI features.
+    """
+
+    name: str
+    notify: tuple[str, ...] = ()
+    enabled: str | None = None
+    providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "providers", _frozen(self.providers))
+        object.__setattr__(self, "notify", tuple(self.notify))
+
+    @property
+    def enabled_provider(self) -> ProviderConfig | None:
+        """The configuration of the enabled provider, or ``None`` (Neo)."""
+        return self.providers.get(self.enabled) if self.enabled else None
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A workspace file a desired state was read from, by content hash."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """What the workspace files declare: workspaces by name, and where each came from."""
+
+    workspaces: Mapping[str, Workspace]
+    sources: Mapping[str, SourceFile]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "workspaces", _frozen(self.workspaces))
+        object.__setattr__(self, "sources", _frozen(self.sources))
+
+
+@dataclass(frozen=True)
+class LiveWorkspace:
+    """A workspace as the live store holds it.
+
+    ``managed`` is true once ``byokctl apply`` has written the workspace; ``drifted`` is
+    true when its configuration changed outside byokctl since then (the store compares a
+    keyed digest of what apply last wrote with what it holds now).
+    """
+
+    workspace: Workspace
+    managed: bool
+    drifted: bool
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """The live store's configuration at one serial. Runtime data (health, credits) is not here."""
+
+    serial: int
+    workspaces: Mapping[str, LiveWorkspace]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "workspaces", _frozen(self.workspaces))
