@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""The project's two commands, needing nothing but Python 3.11+.
+
+    python3 tasks.py demo    set up .venv, then run byokctl on the example GitOps repo
+    python3 tasks.py test    set up .venv, then run the test suite
+    python3 tasks.py lint    ruff check, ruff format --check, mypy --strict (CI runs it too)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".byokctl-installed"
+
+
+def say(text: str) -> None:
+    print(f"\033[1m==> {text}\033[0m" if sys.stdout.isatty() else f"==> {text}", flush=True)
+
+
+def run(*args: str | Path, env: dict[str, str] | None = None) -> None:
+    printable = " ".join(str(a).replace(str(ROOT) + os.sep, "") for a in args)
+    say(printable)
+    subprocess.run([str(a) for a in args], cwd=ROOT, check=True, env=env)
+
+
+def setup() -> None:
+    """Create .venv and install byokctl with its test and dev tools (skipped when current)."""
+    if not PY.exists():
+        say("creating .venv")
+        venv.create(VENV, with_pip=True)
+    if STAMP.exists() and STAMP.stat().st_mtime >= (ROOT / "pyproject.toml").stat().st_mtime:
+        return
+    run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(PY, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    STAMP.touch()
+
+
+def demo() -> None:
+    setup()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPS_AGE")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    run(BIN / "byokctl", "validate", "examples/gitops/workspaces", env=env)
+
+
+def test() -> None:
+    setup()
+    run(PY, "-m", "pytest", *sys.argv[2:])
+
+
+def lint() -> None:
+    setup()
+    run(BIN / "ruff", "check", ".")
+    run(BIN / "ruff", "format", "--check", ".")
+    run(BIN / "mypy", "--strict", "byokctl")
+
+
+COMMANDS = {"demo": demo, "test": test, "lint": lint, "setup": setup}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__)
+        raise SystemExit(2)
+    try:
+        COMMANDS[sys.argv[1]]()
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(exc.returncode) from None
