@@ -195,27 +195,38 @@ def load_desired(paths: Sequence[str], *, identities: Identities | None = None) 
             try:
                 data = _decrypt(f, identities)
             except SopsError as exc:
-                diagnostics.append(error(display, 1, 1, _sops_rule(exc), exc.message, exc.hint))
+                # The sops module names the file first; the diagnostic already does.
+                message = exc.message.removeprefix(f"{f.candidate.real}: ")
+                diagnostics.append(error(display, 1, 1, _sops_rule(exc), message, exc.hint))
                 continue
-            # Values that were encrypted could not be checked before; check them now.
-            late = [
-                d
-                for d in _document_diagnostics(
-                    display,
-                    YamlDocument(
-                        _with_placeholders(data, value),
-                        f.document.value_marks,
-                        f.document.key_marks,
-                    ),
+            if any(p[-1] not in SECRET_FIELDS for p in rules.encrypted_paths(value)):
+                # Values that were encrypted could not be checked before; check them now.
+                recheck = YamlDocument(
+                    _with_placeholders(data, value), f.document.value_marks, f.document.key_marks
                 )
-                if d.severity is Severity.ERROR
-            ]
-            if late:
-                diagnostics.extend(late)
-                continue
+                late = [
+                    d
+                    for d in _document_diagnostics(display, recheck)
+                    if d.severity is Severity.ERROR
+                ]
+                if late:
+                    diagnostics.extend(late)
+                    continue
         else:
             data = value
         workspace = workspace_from_document(data)
+        if workspace.name in workspaces:  # only possible when names were encrypted
+            diagnostics.append(
+                error(
+                    display,
+                    1,
+                    1,
+                    "duplicate-name",
+                    f"workspace {workspace.name!r} is already declared in "
+                    f"{sources[workspace.name].path}",
+                )
+            )
+            continue
         workspaces[workspace.name] = workspace
         sources[workspace.name] = SourceFile(display, hashlib.sha256(f.content).hexdigest())
     diagnostics.sort(key=lambda d: (d.path, d.line, d.column, d.rule))
