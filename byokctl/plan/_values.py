@@ -178,6 +178,9 @@ class Plan:
     created_at: datetime
     targets: tuple[str, ...] | None = None
     unmanaged: tuple[str, ...] = ()
+    #: The PATH arguments the desired state was read from, as given (relative to the
+    #: working directory of ``plan``); ``apply FILE`` reads the same paths again.
+    paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "changes", tuple(sorted(self.changes, key=lambda c: c.name)))

@@ -56,6 +56,7 @@ def to_document(plan: Plan) -> Document:
         "created_at": plan.created_at.isoformat(),
         "serial": plan.serial,
         "targets": None if plan.targets is None else list(plan.targets),
+        "paths": list(plan.paths),
         "summary": {
             "add": add,
             "change": change,
@@ -261,6 +262,7 @@ def _plan_from_document(doc: Document) -> Plan:
         created_at=datetime.fromisoformat(doc["created_at"]),
         targets=None if targets is None else tuple(str(t) for t in targets),
         unmanaged=tuple(str(n) for n in doc["unmanaged"]),
+        paths=tuple(str(p) for p in doc.get("paths", ())),
     )
 
 
