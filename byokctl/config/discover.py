@@ -60,30 +60,31 @@ def discover(paths: Sequence[str]) -> tuple[list[Candidate], list[Diagnostic]]:
             )
             continue
         root = path.resolve()
+        shown_root = _display(path)
         for dirpath, dirnames, filenames in os.walk(path):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for dirname in dirnames:
                 sub = Path(dirpath, dirname)
                 if sub.is_symlink() and not sub.resolve().is_relative_to(root):
-                    problems.append(_outside(sub, root))
+                    problems.append(_outside(sub, shown_root))
             for filename in sorted(filenames):
                 if filename.startswith(".") or not filename.endswith(SUFFIXES):
                     continue
                 file = Path(dirpath, filename)
                 real = file.resolve()
                 if not real.is_relative_to(root):
-                    problems.append(_outside(file, root))
+                    problems.append(_outside(file, shown_root))
                 elif real.is_file():
                     add(file, real)
     return found, problems
 
 
-def _outside(link: Path, root: Path) -> Diagnostic:
+def _outside(link: Path, root: str) -> Diagnostic:
     return error(
         _display(link),
         1,
         1,
         "symlink-outside-tree",
-        f"a symlink that leads out of {_display(root)} (to {os.readlink(link)})",
+        f"a symlink that leads out of {root} (to {os.readlink(link)})",
         "copy the file into the repository, or remove the link",
     )

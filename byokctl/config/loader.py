@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from byokctl.catalog import PROVIDERS, SECRET_FIELDS
@@ -121,7 +122,7 @@ def _document_diagnostics(display: str, document: YamlDocument) -> list[Diagnost
         # An encrypted non-secret value cannot be checked without the key (a warning says so).
         if f.path not in encrypted
     ]
-    findings.extend(rules.check(value, sops_command=_sops_command(display)))
+    findings.extend(rules.check(value, sops_command=lambda: _sops_command(display)))
     out = []
     for f in findings:
         mark = document.mark(f.path)
@@ -131,7 +132,18 @@ def _document_diagnostics(display: str, document: YamlDocument) -> list[Diagnost
 
 
 def _sops_command(display: str) -> str:
-    return f"sops encrypt -i {display}"
+    """How to encrypt the file: sops looks for .sops.yaml from its working directory up."""
+    path = Path(display)
+    for directory in path.resolve().parents:
+        if (directory / ".sops.yaml").is_file():
+            relative = os.path.relpath(path.resolve(), directory)
+            if directory == Path.cwd():
+                return f"sops encrypt -i {relative}"
+            return f"(cd {os.path.relpath(directory)} && sops encrypt -i {relative})"
+    return (
+        f"sops encrypt -i {display}, after creating a .sops.yaml with a creation rule "
+        "above it (see examples/gitops/.sops.yaml)"
+    )
 
 
 def _check_unique_names(files: Sequence[CheckedFile]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 from byokctl.catalog import PROVIDERS, SECRET_FIELDS
@@ -54,12 +54,18 @@ def secret_paths(document: Mapping[str, Any]) -> Iterator[Path]:
                     yield ("spec", "providers", provider, name)
 
 
-def check(document: Mapping[str, Any], *, sops_command: str) -> Iterator[SchemaFinding]:
-    """Findings for the rules beyond the schema. Severity is decided by the caller by rule id."""
+def check(
+    document: Mapping[str, Any], *, sops_command: Callable[[], str]
+) -> Iterator[SchemaFinding]:
+    """Findings for the rules beyond the schema. Severity is decided by the caller by rule id.
+
+    ``sops_command`` says how to encrypt this file; it is called only when needed.
+    """
     spec = document.get("spec")
     providers = _providers(document)
     enabled = spec.get("enabled") if isinstance(spec, Mapping) else None
-    if isinstance(enabled, str) and not is_encrypted(enabled) and enabled not in providers:
+    if isinstance(enabled, str) and enabled in PROVIDERS and enabled not in providers:
+        # (an unknown provider id is the schema's finding; say it once)
         configured = ", ".join(sorted(providers)) or "none"
         yield SchemaFinding(
             ("spec", "enabled"),
@@ -77,7 +83,7 @@ def check(document: Mapping[str, Any], *, sops_command: str) -> Iterator[SchemaF
             "file-not-encrypted",
             "the file holds API keys but is not SOPS-encrypted: plaintext keys must never be "
             "committed",
-            f"encrypt it in place: {sops_command} (sops applies the repository's .sops.yaml); "
+            f"encrypt it in place: {sops_command()} (sops applies the repository's .sops.yaml); "
             "if the key was pushed already, rotate it",
         )
     else:
@@ -89,7 +95,7 @@ def check(document: Mapping[str, Any], *, sops_command: str) -> Iterator[SchemaF
                     "secret-not-encrypted",
                     f"{'.'.join(map(str, path))} is not encrypted, though the file is a SOPS file",
                     "make .sops.yaml's encrypted_regex cover api_key, then re-encrypt: "
-                    f"{sops_command}; if the key was pushed already, rotate it",
+                    f"{sops_command()}; if the key was pushed already, rotate it",
                 )
 
     for provider, config in providers.items():

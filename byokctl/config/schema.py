@@ -6,6 +6,7 @@ wheel ships the same file as ``byokctl/schemas/workspace.schema.json``.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -42,7 +43,12 @@ def load_schema() -> Mapping[str, Any]:
 def _validator() -> Draft202012Validator:
     schema = load_schema()
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    # The schema states "enabled names a configured provider" as six if/then blocks for
+    # editors; the rules module reports it with a better message and position, so the
+    # validator skips them (a third of its time). Everything else is the file as written.
+    runtime = copy.deepcopy(dict(schema))
+    runtime["properties"]["spec"].pop("allOf", None)
+    return Draft202012Validator(runtime)
 
 
 @dataclass(frozen=True)

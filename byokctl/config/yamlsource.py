@@ -25,6 +25,7 @@ Path = tuple[str | int, ...]
 MAX_NODES: Final = 20_000
 MAX_DEPTH: Final = 64
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
+_COLLECTION_TAGS: Final = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,13 @@ class _Builder:
                 _mark(node.start_mark),
             )
         self.value_marks.setdefault(path, _mark(node.start_mark))
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
+            raise YamlProblem(
+                "yaml-tag",
+                f"unsupported YAML tag {node.tag!r}",
+                _mark(node.start_mark),
+                "remove the tag: workspace files use plain mappings and lists",
+            )
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):

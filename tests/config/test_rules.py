@@ -207,3 +207,8 @@ def test_symlink_inside_the_tree_is_read_once(tmp_path: Path) -> None:
     (tmp_path / "alias.yaml").symlink_to(tmp_path / "a.yaml")
     result = validate_paths([str(tmp_path)])
     assert result.ok and len(result.files) == 1
+
+
+def test_unknown_enabled_provider_is_reported_once(tmp_path: Path) -> None:
+    found = run(tmp_path, a=workspace(enabled="openia"))
+    assert [f[3] for f in found] == ["schema-enum"]
