@@ -31,6 +31,7 @@ __all__ = [
     "Identities",
     "decrypt_file",
     "encrypt_file",
+    "encrypt_to_bytes",
     "find_sops_binary",
     "is_sops_document",
     "load_identities",
@@ -105,3 +106,15 @@ def encrypt_file(
     Raises SopsError / SopsBinaryError naming the file.
     """
     _binary.encrypt_in_place(path, cwd=cwd, env=env)
+
+
+def encrypt_to_bytes(
+    content: bytes, *, filename: Path, env: Mapping[str, str] | None = None
+) -> bytes:
+    """Encrypt a YAML document for ``filename`` and return the SOPS file's bytes.
+
+    The plaintext goes to sops over a pipe and is never written to disk; sops chooses the
+    creation rule for ``filename`` from the ``.sops.yaml`` found from its directory up.
+    Raises SopsError / SopsBinaryError naming ``filename``.
+    """
+    return _binary.encrypt_stdin(content, filename=filename, env=env)

@@ -182,15 +182,46 @@ def encrypt_in_place(path: Path, *, cwd: Path | None, env: Mapping[str, str] | N
         cwd=cwd if cwd is not None else absolute.parent,
         what=str(path),
     )
-    if completed.returncode == 0:
-        return
-    stderr = completed.stderr.decode("utf-8", "replace")
+    if completed.returncode != 0:
+        raise _encrypt_error(path, completed.stderr)
+
+
+def encrypt_stdin(content: bytes, *, filename: Path, env: Mapping[str, str] | None) -> bytes:
+    """Encrypt ``content`` as if it were ``filename``; the plaintext only crosses a pipe.
+
+    sops picks the creation rule for ``filename`` from the ``.sops.yaml`` it finds from
+    the file's directory upward.
+    """
+    absolute = filename.resolve()
+    completed = _run(
+        [
+            "encrypt",
+            "--filename-override",
+            str(absolute),
+            "--input-type",
+            "yaml",
+            "--output-type",
+            "yaml",
+            "/dev/stdin",
+        ],
+        os.environ if env is None else env,
+        stdin=content,
+        cwd=absolute.parent,
+        what=str(filename),
+    )
+    if completed.returncode != 0:
+        raise _encrypt_error(filename, completed.stderr)
+    return completed.stdout
+
+
+def _encrypt_error(path: Path, raw_stderr: bytes) -> SopsError:
+    stderr = raw_stderr.decode("utf-8", "replace")
     if "no matching creation rules found" in stderr or "config file not found" in stderr:
-        raise SopsError(
+        return SopsError(
             f"{path}: sops found no creation rule for this file in .sops.yaml",
             hint="add a creation_rules entry (path_regex and age recipients) to the repo's "
             ".sops.yaml",
         )
     if "contains a top-level entry called 'sops'" in stderr or "already encrypted" in stderr:
-        raise SopsError(f"{path}: already encrypted")
-    raise SopsBinaryError(f"{path}: sops could not encrypt it: {_summary(stderr)}")
+        return SopsError(f"{path}: already encrypted")
+    return SopsBinaryError(f"{path}: sops could not encrypt it: {_summary(stderr)}")
