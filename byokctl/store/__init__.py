@@ -1,0 +1,40 @@
+"""The live store: workspaces, serial, lock, audit log, encryption at rest.
+
+``open_store(url, master_key=...)`` returns a :class:`Store`; backends are listed in
+:data:`BACKENDS` by URL scheme (SQLite now, PostgreSQL later). Every backend passes the
+same contract suite.
+"""
+
+from __future__ import annotations
+
+from ._keys import (
+    ENV_KEY,
+    ENV_KEY_FILE,
+    MASTER_KEY_FILE_NAME,
+    LoadedMasterKey,
+    MasterKey,
+    load_master_key,
+    save_master_key,
+)
+from ._registry import BACKENDS, DEFAULT_STORE_URL, open_store, safe_url
+from ._types import AuditChange, AuditEntry, LockInfo, Store, WorkspaceWrite, WriteAction
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_STORE_URL",
+    "ENV_KEY",
+    "ENV_KEY_FILE",
+    "MASTER_KEY_FILE_NAME",
+    "AuditChange",
+    "AuditEntry",
+    "LoadedMasterKey",
+    "LockInfo",
+    "MasterKey",
+    "Store",
+    "WorkspaceWrite",
+    "WriteAction",
+    "load_master_key",
+    "open_store",
+    "safe_url",
+    "save_master_key",
+]

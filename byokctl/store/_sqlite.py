@@ -1,0 +1,547 @@
+"""The SQLite backend: the embedded default (``sqlite:///.byok/state.db``).
+
+One connection per store object, in autocommit mode with explicit transactions: writes
+use ``BEGIN IMMEDIATE`` (the write lock is taken up front, so two writers queue on
+``busy_timeout`` instead of deadlocking on an upgrade), reads use a deferred transaction
+so that one ``read_state`` sees one snapshot in WAL mode. The lock is a row in
+``store_lock``: it survives the process that took it, which is what makes a crashed
+run visible and ``force-unlock`` meaningful.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from byokctl.errors import LockHeldError, MasterKeyError, StalePlanError, StoreError
+from byokctl.model import LiveState, LiveWorkspace, ProviderConfig, Secret, Workspace
+
+from ._codec import rekey_digest, secret_aad, workspace_digest
+from ._keys import Keyring, MasterKey, wrong_key_error
+from ._migrations import SQLITE_MIGRATIONS
+from ._types import AuditChange, AuditEntry, LockInfo, WorkspaceWrite
+
+SCHEME = "sqlite"
+#: How long a statement waits for another process's write transaction.
+BUSY_TIMEOUT_S = 30.0
+
+_UPSERT_MANAGED = (
+    "INSERT INTO workspaces (name, notify, enabled, applied_digest, updated_at, updated_by)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET notify = excluded.notify,"
+    " enabled = excluded.enabled, applied_digest = excluded.applied_digest,"
+    " updated_at = excluded.updated_at, updated_by = excluded.updated_by"
+)
+# The settings page leaves applied_digest alone: that is how its changes become drift.
+_UPSERT_UNMANAGED = (
+    "INSERT INTO workspaces (name, notify, enabled, applied_digest, updated_at, updated_by)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET notify = excluded.notify,"
+    " enabled = excluded.enabled, updated_at = excluded.updated_at,"
+    " updated_by = excluded.updated_by"
+)
+_INSERT_PROVIDER = (
+    "INSERT INTO provider_configs (workspace, provider, model, settings) VALUES (?, ?, ?, ?)"
+)
+_INSERT_CIPHERTEXT = (
+    "INSERT INTO provider_secrets (workspace, provider, field, key_id, nonce, ciphertext)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def path_from_url(url: str) -> Path:
+    """``sqlite:///rel/path.db`` is relative, ``sqlite:////abs/path.db`` absolute."""
+    prefix = f"{SCHEME}:///"
+    if not url.startswith(prefix) or url == prefix:
+        raise StoreError(
+            f"not a SQLite store URL: {url!r}",
+            hint="use sqlite:///relative/path.db or sqlite:////absolute/path.db",
+        )
+    return Path(url.removeprefix(prefix))
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """One snapshot's configuration rows, as read in one transaction."""
+
+    serial: int
+    key_id: str | None
+    workspaces: list[tuple[str, str, str | None, bytes | None, str, str]]
+    providers: list[tuple[str, str, str, str]]
+    secrets: list[tuple[str, str, str, str, bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    workspace: Workspace
+    applied_digest: bytes | None
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    deletes: list[tuple[str]]
+    workspaces: list[tuple[str, str, str | None, bytes | None, str, str]]
+    upserted: list[tuple[str]]
+    providers: list[tuple[str, str, str, str]]
+    secrets: list[tuple[str, str, str, str, bytes, bytes]]
+
+
+def _encode(
+    writes: Sequence[WorkspaceWrite], key: MasterKey, *, at: datetime, who: str, managed: bool
+) -> _Encoded:
+    # Encryption happens before the transaction starts, so the write lock is held only
+    # for the inserts themselves.
+    enc = _Encoded([], [], [], [], [])
+    stamp = at.isoformat()
+    for w in writes:
+        ws = w.workspace
+        if ws is None:
+            enc.deletes.append((w.name,))
+            continue
+        digest = workspace_digest(ws, key.digest_key) if managed else None
+        notify = json.dumps(list(ws.notify))
+        enc.workspaces.append((ws.name, notify, ws.enabled, digest, stamp, who))
+        enc.upserted.append((ws.name,))
+        for pid, cfg in ws.providers.items():
+            enc.providers.append((ws.name, pid, cfg.model, json.dumps(dict(cfg.settings))))
+            for field, secret in cfg.secrets.items():
+                nonce, ct = key.encrypt(secret.reveal().encode(), secret_aad(ws.name, pid, field))
+                enc.secrets.append((ws.name, pid, field, key.key_id, nonce, ct))
+    return enc
+
+
+def _decode(rows: _Rows, keyring: Keyring) -> dict[str, _Decoded]:
+    secrets: dict[tuple[str, str], dict[str, Secret]] = {}
+    for ws_name, pid, field, key_id, nonce, ct in rows.secrets:
+        plain = keyring.decrypt(key_id, nonce, ct, secret_aad(ws_name, pid, field))
+        if plain is None:
+            raise StoreError(
+                f"the secret {field!r} of provider {pid!r} in workspace {ws_name!r} does not "
+                "decrypt: the row was altered, or copied from another row",
+                hint="apply the workspace from its files again to rewrite it",
+            )
+        secrets.setdefault((ws_name, pid), {})[field] = Secret(plain.decode())
+    providers: dict[str, dict[str, ProviderConfig]] = {}
+    for ws_name, pid, model, settings in rows.providers:
+        providers.setdefault(ws_name, {})[pid] = ProviderConfig(
+            provider=pid,
+            model=model,
+            settings=json.loads(settings),
+            secrets=secrets.get((ws_name, pid), {}),
+        )
+    out: dict[str, _Decoded] = {}
+    for name, notify, enabled, applied, updated_at, updated_by in rows.workspaces:
+        ws = Workspace(
+            name=name,
+            notify=tuple(json.loads(notify)),
+            enabled=enabled,
+            providers=providers.get(name, {}),
+        )
+        out[name] = _Decoded(ws, applied, datetime.fromisoformat(updated_at), updated_by)
+    return out
+
+
+def _lock_held_error(held: LockInfo) -> LockHeldError:
+    return LockHeldError(
+        f"the store is locked: {held.describe()}; if that run is no longer alive, "
+        f"release the lock with: byokctl force-unlock {held.id}",
+        hint="wait for it to finish, or raise --lock-timeout to wait longer",
+    )
+
+
+class SQLiteStore:
+    """The live store in one SQLite file. Safe to share between threads of one process."""
+
+    def __init__(self, path: Path, keyring: Keyring, *, busy_timeout: float = BUSY_TIMEOUT_S):
+        self._path = path
+        self._keyring = keyring
+        self._mutex = threading.RLock()
+        self._conn = self._connect(path, busy_timeout)
+        try:
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def open(cls, url: str, keyring: Keyring) -> SQLiteStore:
+        """Open (and create, owner-only, if missing) the store at a ``sqlite:///`` URL."""
+        return cls(path_from_url(url), keyring)
+
+    @staticmethod
+    def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+        try:
+            if not path.parent.exists():
+                path.parent.mkdir(parents=True, mode=0o700)
+            if not path.exists():
+                # Create the file ourselves so it is 0600 from its first byte; SQLite
+                # gives the -wal and -shm files the same mode as the database.
+                # (FileExistsError: another process created it between the two calls.)
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            conn = sqlite3.connect(
+                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store {path}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = FULL")  # an acknowledged apply survives power loss
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot open the store {path}: {exc}") from exc
+        return conn
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        with self._mutex:
+            try:
+                self._conn.execute(f"BEGIN {mode}")
+            except sqlite3.Error as exc:
+                raise StoreError(f"the store {self._path} is unavailable: {exc}") from exc
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"the store {self._path} failed: {exc}") from exc
+                raise
+
+    def _migrate(self) -> None:
+        known = max(m.version for m in SQLITE_MIGRATIONS)
+        if self._read_schema_version() == known:
+            return  # the common case: no write lock needed to open a current store
+        with self._transaction() as c:  # BEGIN IMMEDIATE: one migrator at a time
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            applied = {int(r[0]) for r in c.execute("SELECT version FROM schema_migrations")}
+            if applied and max(applied) > known:
+                raise StoreError(
+                    f"the store {self._path} has schema version {max(applied)}, newer than "
+                    f"this byokctl knows ({known})",
+                    hint="upgrade byokctl",
+                )
+            for migration in SQLITE_MIGRATIONS:
+                if migration.version in applied:
+                    continue
+                for statement in migration.statements:
+                    c.execute(statement)
+                c.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, _now().isoformat()),
+                )
+
+    def _read_schema_version(self) -> int:
+        with self._transaction("DEFERRED") as c:
+            exists = c.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            ).fetchone()
+            if not exists:
+                return 0
+            row = c.execute("SELECT max(version) FROM schema_migrations").fetchone()
+            return int(row[0] or 0)
+
+    @staticmethod
+    def _current_key_id(c: sqlite3.Connection) -> str | None:
+        row = c.execute("SELECT key_id FROM master_keys WHERE retired_at IS NULL").fetchone()
+        return None if row is None else str(row[0])
+
+    def _claim_key(self, c: sqlite3.Connection) -> None:
+        """Check that the primary key is the store's key (registering it on a new store)."""
+        primary = self._keyring.primary
+        current = self._current_key_id(c)
+        if current is None:  # the first write decides the store's master key
+            c.execute(
+                "INSERT INTO master_keys (key_id, added_at) VALUES (?, ?)",
+                (primary.key_id, _now().isoformat()),
+            )
+        elif current != primary.key_id:
+            if self._keyring.get(current) is not None:
+                raise MasterKeyError(
+                    f"the store's master key is now key id {current}, but this process "
+                    f"encrypts with key id {primary.key_id}",
+                    hint="make the store's current key the primary master key",
+                )
+            raise wrong_key_error(current, primary)
+
+    @staticmethod
+    def _check_serial(c: sqlite3.Connection, expected: int) -> None:
+        current = int(c.execute("SELECT serial FROM store_serial").fetchone()[0])
+        if current != expected:
+            raise StalePlanError(
+                f"the store changed since the plan was made: its serial is {current}, "
+                f"the plan was made at serial {expected}",
+                hint="run plan again against the current state",
+            )
+
+    @staticmethod
+    def _bump_serial(c: sqlite3.Connection) -> int:
+        c.execute("UPDATE store_serial SET serial = serial + 1 WHERE id = 1")
+        return int(c.execute("SELECT serial FROM store_serial").fetchone()[0])
+
+    @staticmethod
+    def _insert_audit(c: sqlite3.Connection, entry: AuditEntry) -> None:
+        changes = [
+            {"workspace": ch.workspace, "action": ch.action, "fields": list(ch.fields)}
+            for ch in entry.changes
+        ]
+        c.execute(
+            "INSERT INTO audit_log (at, who, operation, serial, changes) VALUES (?, ?, ?, ?, ?)",
+            (entry.at.isoformat(), entry.who, entry.operation, entry.serial, json.dumps(changes)),
+        )
+
+    @staticmethod
+    def _load(c: sqlite3.Connection) -> _Rows:
+        return _Rows(
+            serial=int(c.execute("SELECT serial FROM store_serial").fetchone()[0]),
+            key_id=SQLiteStore._current_key_id(c),
+            workspaces=c.execute(
+                "SELECT name, notify, enabled, applied_digest, updated_at, updated_by"
+                " FROM workspaces"
+            ).fetchall(),
+            providers=c.execute(
+                "SELECT workspace, provider, model, settings FROM provider_configs"
+            ).fetchall(),
+            secrets=c.execute(
+                "SELECT workspace, provider, field, key_id, nonce, ciphertext FROM provider_secrets"
+            ).fetchall(),
+        )
+
+    def _apply_encoded(self, c: sqlite3.Connection, enc: _Encoded, *, managed: bool) -> None:
+        c.executemany("DELETE FROM workspaces WHERE name = ?", enc.deletes)
+        c.executemany(_UPSERT_MANAGED if managed else _UPSERT_UNMANAGED, enc.workspaces)
+        # Replace each upserted workspace's providers wholesale (secrets cascade).
+        c.executemany("DELETE FROM provider_configs WHERE workspace = ?", enc.upserted)
+        c.executemany(_INSERT_PROVIDER, enc.providers)
+        c.executemany(_INSERT_CIPHERTEXT, enc.secrets)
+
+    # -- the Store interface ----------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The store's URL."""
+        return f"{SCHEME}:///{self._path}"
+
+    def read_state(self) -> LiveState:
+        """The configuration at one serial, secrets decrypted."""
+        with self._transaction("DEFERRED") as c:
+            rows = self._load(c)
+        decoded = _decode(rows, self._keyring)
+        digest_key: bytes | None = None
+        if any(d.applied_digest is not None for d in decoded.values()):
+            if rows.key_id is None:
+                raise StoreError(f"the store {self._path} has digests but no master key record")
+            digest_key = self._keyring.require(rows.key_id).digest_key
+        live: dict[str, LiveWorkspace] = {}
+        for name, d in decoded.items():
+            drifted = False
+            if d.applied_digest is not None and digest_key is not None:
+                now = workspace_digest(d.workspace, digest_key)
+                drifted = not hmac.compare_digest(now, d.applied_digest)
+            live[name] = LiveWorkspace(
+                workspace=d.workspace,
+                managed=d.applied_digest is not None,
+                drifted=drifted,
+                updated_at=d.updated_at,
+                updated_by=d.updated_by,
+            )
+        return LiveState(serial=rows.serial, workspaces=live)
+
+    def serial(self) -> int:
+        """The current serial."""
+        with self._transaction("DEFERRED") as c:
+            return int(c.execute("SELECT serial FROM store_serial").fetchone()[0])
+
+    def schema_version(self) -> int:
+        """The highest migration applied."""
+        return self._read_schema_version()
+
+    @contextmanager
+    def lock(self, holder: str, operation: str, *, timeout: float) -> Iterator[LockInfo]:
+        """Take the lock (waiting up to ``timeout`` s), yield it, release it on exit."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = LockInfo(str(uuid.uuid4()), holder, operation, _now().replace(microsecond=0))
+            if self._try_lock(info):
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                held = self.lock_info()
+                if held is not None:
+                    raise _lock_held_error(held)
+                continue  # released between our attempt and the look: try once more
+            # Jitter keeps two waiters from polling in lockstep.
+            time.sleep(min(remaining, 0.02 + random.random() * 0.05))  # noqa: S311
+        try:
+            yield info
+        finally:
+            with self._transaction() as c:
+                c.execute("DELETE FROM store_lock WHERE id = ?", (info.id,))
+
+    def _try_lock(self, info: LockInfo) -> bool:
+        with self._transaction() as c:
+            try:
+                c.execute(
+                    "INSERT INTO store_lock (id, slot, holder, operation, created)"
+                    " VALUES (?, 1, ?, ?, ?)",
+                    (info.id, info.holder, info.operation, info.created.isoformat()),
+                )
+            except sqlite3.IntegrityError:
+                return False
+        return True
+
+    def lock_info(self) -> LockInfo | None:
+        """The current lock, or ``None``."""
+        with self._transaction("DEFERRED") as c:
+            row = c.execute("SELECT id, holder, operation, created FROM store_lock").fetchone()
+        if row is None:
+            return None
+        return LockInfo(row[0], row[1], row[2], datetime.fromisoformat(row[3]))
+
+    def force_unlock(self, lock_id: str) -> None:
+        """Remove the lock with this id."""
+        with self._transaction() as c:
+            deleted = c.execute("DELETE FROM store_lock WHERE id = ?", (lock_id,)).rowcount
+            if deleted == 0:
+                row = c.execute("SELECT id FROM store_lock").fetchone()
+                current = f"the current lock's id is {row[0]}" if row else "the store is unlocked"
+                raise StoreError(f"no lock with id {lock_id!r}: {current}")
+
+    def write(
+        self, writes: Sequence[WorkspaceWrite], *, expected_serial: int, audit: AuditEntry
+    ) -> int:
+        """Apply ``writes`` in one transaction and return the new serial."""
+        if audit.serial != expected_serial + 1:
+            raise ValueError(f"audit.serial must be {expected_serial + 1}, not {audit.serial}")
+        names = [w.name for w in writes]
+        if len(set(names)) != len(names):
+            raise ValueError("a workspace appears more than once in one write")
+        primary = self._keyring.primary
+        enc = _encode(writes, primary, at=audit.at, who=audit.who, managed=True)
+        with self._transaction() as c:
+            self._check_serial(c, expected_serial)
+            self._claim_key(c)  # refuses a key other than the store's, before any row changes
+            self._apply_encoded(c, enc, managed=True)
+            serial = self._bump_serial(c)
+            self._insert_audit(c, audit)
+        return serial
+
+    def put_unmanaged(self, workspace: Workspace, *, updated_by: str) -> None:
+        """Write a workspace as the application's settings page would (shows as drift)."""
+        primary = self._keyring.primary
+        enc = _encode(
+            [WorkspaceWrite.upsert(workspace)], primary, at=_now(), who=updated_by, managed=False
+        )
+        with self._transaction() as c:
+            self._claim_key(c)
+            self._apply_encoded(c, enc, managed=False)
+            self._bump_serial(c)
+
+    def audit_log(self, *, limit: int | None = None) -> list[AuditEntry]:
+        """Audit entries, newest first."""
+        with self._transaction("DEFERRED") as c:
+            rows = c.execute(
+                "SELECT at, who, operation, serial, changes FROM audit_log"
+                " ORDER BY seq DESC LIMIT ?",
+                (-1 if limit is None else limit,),
+            ).fetchall()
+        return [
+            AuditEntry(
+                who=who,
+                at=datetime.fromisoformat(at),
+                operation=operation,
+                serial=int(serial),
+                changes=tuple(
+                    AuditChange(ch["workspace"], ch["action"], tuple(ch["fields"]))
+                    for ch in json.loads(changes)
+                ),
+            )
+            for at, who, operation, serial, changes in rows
+        ]
+
+    def rotate_master_key(self, new_key: MasterKey, *, who: str) -> int:
+        """Re-encrypt every secret under ``new_key`` in one transaction; return the count."""
+        with self._transaction() as c:
+            rows = self._load(c)
+            current = rows.key_id
+            if current == new_key.key_id:
+                raise MasterKeyError(f"the store already uses the key with key id {current}")
+            decoded = _decode(rows, self._keyring)
+            old = self._keyring.require(current) if current is not None else None
+            sec_updates = []
+            for ws_name, pid, field, _key_id, _nonce, _ct in rows.secrets:
+                secret = decoded[ws_name].workspace.providers[pid].secrets[field]
+                nonce, ct = new_key.encrypt(
+                    secret.reveal().encode(), secret_aad(ws_name, pid, field)
+                )
+                sec_updates.append((new_key.key_id, nonce, ct, ws_name, pid, field))
+            digest_updates = []
+            for name, d in decoded.items():
+                if d.applied_digest is None or old is None:
+                    continue
+                unchanged = hmac.compare_digest(
+                    workspace_digest(d.workspace, old.digest_key), d.applied_digest
+                )
+                new_digest = (
+                    workspace_digest(d.workspace, new_key.digest_key)
+                    if unchanged
+                    else rekey_digest(d.applied_digest, new_key.digest_key)
+                )
+                digest_updates.append((new_digest, name))
+            c.executemany(
+                "UPDATE provider_secrets SET key_id = ?, nonce = ?, ciphertext = ?"
+                " WHERE workspace = ? AND provider = ? AND field = ?",
+                sec_updates,
+            )
+            c.executemany("UPDATE workspaces SET applied_digest = ? WHERE name = ?", digest_updates)
+            stamp = _now()
+            c.execute(
+                "UPDATE master_keys SET retired_at = ? WHERE retired_at IS NULL",
+                (stamp.isoformat(),),
+            )
+            c.execute(
+                "INSERT INTO master_keys (key_id, added_at) VALUES (?, ?) ON CONFLICT (key_id)"
+                " DO UPDATE SET retired_at = NULL",
+                (new_key.key_id, stamp.isoformat()),
+            )
+            self._insert_audit(c, AuditEntry(who, stamp, "rotate-key", rows.serial))
+        self._keyring = self._keyring.with_primary(new_key)
+        return len(sec_updates)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._mutex:
+            self._conn.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self._path)!r})"

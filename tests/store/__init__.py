@@ -1,0 +1,1 @@
+"""Tests of the live store and the apply executor."""
