@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -39,6 +41,201 @@ def validate(paths: tuple[str, ...], fmt: str) -> int:
     from byokctl.commands.validate import validate as run  # noqa: PLC0415 - fast startup
 
     return run(paths, fmt="json" if fmt == "json" else "text", out=sys.stdout)
+
+
+FORMAT_PLAN = click.Choice(["text", "json", "markdown"])
+
+store_option = click.option(
+    "--store",
+    metavar="URL",
+    default=None,
+    help="The live store: sqlite:///PATH or postgresql://… (default: $BYOK_STORE, "
+    "else sqlite:///.byok/state.db).",
+)
+no_verify_option = click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Do not check credentials with the providers.",
+)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@store_option
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan to FILE for `byokctl apply FILE`.",
+)
+@click.option("--format", "fmt", type=FORMAT_PLAN, default="text", show_default=True)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error."
+)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="Limit the plan to this workspace (repeatable).",
+)
+@no_verify_option
+def plan(
+    paths: tuple[str, ...],
+    store: str | None,
+    out_file: Path | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+    no_verify: bool,
+) -> int:
+    """Show what apply would change: files (decrypted) against the live store."""
+    from byokctl.commands.plan import plan as run  # noqa: PLC0415
+
+    return run(
+        paths,
+        store=store,
+        fmt=_plan_format(fmt),
+        out_file=out_file,
+        detailed_exitcode=detailed_exitcode,
+        targets=targets,
+        verify=not no_verify,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+
+
+@cli.command()
+@click.argument("args", nargs=-1, metavar="[PLANFILE | PATH...]")
+@store_option
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (for CI).")
+@click.option(
+    "--lock-timeout",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait this long for a held lock.",
+)
+@no_verify_option
+def apply(
+    args: tuple[str, ...],
+    store: str | None,
+    auto_approve: bool,
+    lock_timeout: float,
+    no_verify: bool,
+) -> int:
+    """Apply a saved plan, or plan and apply the files under PATHs."""
+    from byokctl.commands._common import stdin_is_terminal  # noqa: PLC0415
+    from byokctl.commands.apply import apply as run  # noqa: PLC0415
+
+    def ask(prompt: str) -> str:
+        return str(click.prompt(prompt, default="", show_default=False))
+
+    return run(
+        args,
+        store=store,
+        auto_approve=auto_approve,
+        lock_timeout=lock_timeout,
+        verify=not no_verify,
+        out=sys.stdout,
+        err=sys.stderr,
+        confirm=ask if stdin_is_terminal() else None,
+    )
+
+
+@cli.command()
+@click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=FORMAT_PLAN, default="text", show_default=True)
+def show(planfile: Path, fmt: str) -> int:
+    """Render a plan saved by `plan --out`."""
+    from byokctl.commands.show import show as run  # noqa: PLC0415
+
+    return run(planfile, fmt=_plan_format(fmt), out=sys.stdout)
+
+
+@cli.group()
+def state() -> None:
+    """Read the live store (API keys are never shown)."""
+
+
+@state.command("list")
+@store_option
+@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
+def state_list(store: str | None, fmt: str) -> int:
+    """List the live workspaces."""
+    from byokctl.commands.state import state_list as run  # noqa: PLC0415
+
+    return run(store=store, fmt="json" if fmt == "json" else "text", out=sys.stdout, err=sys.stderr)
+
+
+@state.command("show")
+@click.argument("name")
+@store_option
+@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
+def state_show(name: str, store: str | None, fmt: str) -> int:
+    """Show one live workspace."""
+    from byokctl.commands.state import state_show as run  # noqa: PLC0415
+
+    return run(
+        name, store=store, fmt="json" if fmt == "json" else "text", out=sys.stdout, err=sys.stderr
+    )
+
+
+@cli.command("import")
+@click.argument("names", nargs=-1, metavar="[NAME...]")
+@store_option
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("workspaces"),
+    show_default=True,
+)
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def import_(names: tuple[str, ...], store: str | None, out_dir: Path, force: bool) -> int:
+    """Write workspace files from the live store (default: every unmanaged workspace).
+
+    API keys are encrypted by sops per the .sops.yaml above OUT_DIR; plaintext never
+    touches the disk.
+    """
+    from byokctl.commands.import_ import import_workspaces as run  # noqa: PLC0415
+
+    return run(names, store=store, out_dir=out_dir, force=force, out=sys.stdout, err=sys.stderr)
+
+
+@cli.command("force-unlock")
+@click.argument("lock_id", metavar="ID")
+@store_option
+def force_unlock(lock_id: str, store: str | None) -> int:
+    """Remove a stuck apply lock (its ID is in the lock-held message)."""
+    from byokctl.commands.maintenance import force_unlock as run  # noqa: PLC0415
+
+    return run(lock_id, store=store, out=sys.stdout, err=sys.stderr)
+
+
+@cli.group("store")
+def store_group() -> None:
+    """Store maintenance."""
+
+
+@store_group.command("rotate-key")
+@store_option
+@click.option(
+    "--new-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File holding the new master key (base64 of 32 bytes). Default: generate one "
+    "(only for the local store's auto-created key, which is then replaced).",
+)
+def rotate_key(store: str | None, new_key_file: Path | None) -> int:
+    """Re-encrypt every API key in the store under a new master key, atomically."""
+    from byokctl.commands.maintenance import rotate_key as run  # noqa: PLC0415
+
+    return run(store=store, new_key_file=new_key_file, out=sys.stdout, err=sys.stderr)
+
+
+def _plan_format(fmt: str) -> Literal["text", "json", "markdown"]:
+    return "json" if fmt == "json" else "markdown" if fmt == "markdown" else "text"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,83 @@
+"""What several commands share: choosing the store, loading the files, output policy."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from byokctl.config.discover import DEFAULT_PATH
+from byokctl.config.loader import load_desired
+from byokctl.errors import ConfigError
+from byokctl.model import DesiredState
+from byokctl.plan import Plan, diff
+from byokctl.store import DEFAULT_STORE_URL, Store, load_master_key, open_store
+
+STORE_ENV = "BYOK_STORE"
+#: Where the local default store and its auto-created master key live.
+LOCAL_DIR = Path(".byok")
+
+
+def store_url(given: str | None, env: Mapping[str, str] = os.environ) -> str:
+    """``--store``, else ``BYOK_STORE``, else the local SQLite default."""
+    return given or env.get(STORE_ENV) or DEFAULT_STORE_URL
+
+
+def open_live_store(url: str, *, err: TextIO) -> Store:
+    """Open the store at ``url`` with the operator's master key (created for the local default)."""
+    loaded = load_master_key(os.environ, store_url=url, byok_dir=LOCAL_DIR)
+    if loaded.created:
+        print(
+            f"byokctl: created a master key for the local store in {loaded.source} (mode 0600); "
+            "keep it: it decrypts the API keys in the store",
+            file=err,
+        )
+    return open_store(url, master_key=loaded.key)
+
+
+def read_desired(paths: Sequence[str], *, err: TextIO) -> DesiredState:
+    """Load, validate and decrypt the files; print every diagnostic; refuse on any error."""
+    from byokctl.sops import load_identities  # noqa: PLC0415 - only when decrypting
+
+    loaded = load_desired(paths, identities=load_identities())
+    for d in loaded.diagnostics:
+        print(d.format(), file=err)
+    if not loaded.ok:
+        errors = sum(d.severity == "error" for d in loaded.diagnostics)
+        raise ConfigError(
+            f"{errors} error(s) in the workspace files; nothing was planned",
+            hint="fix them (`byokctl validate` shows the structural ones without a key)",
+        )
+    return loaded.desired
+
+
+def make_plan(
+    paths: Sequence[str], store: Store, *, targets: Sequence[str] | None, err: TextIO
+) -> Plan:
+    """Files + live store → plan, stamped with the PATH arguments it was made from."""
+    desired = read_desired(paths, err=err)
+    live = store.read_state()
+    if targets:
+        known = set(desired.workspaces) | set(live.workspaces)
+        for name in targets:
+            if name not in known:
+                print(
+                    f"byokctl: warning: --target {name} matches no workspace in the files "
+                    "or the store",
+                    file=err,
+                )
+    plan = diff(desired, live, created_at=datetime.now(UTC), targets=targets or None)
+    return replace(plan, paths=tuple(paths) or (DEFAULT_PATH,))
+
+
+def use_color(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never with ``NO_COLOR`` set (https://no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()

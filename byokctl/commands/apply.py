@@ -1,0 +1,118 @@
+"""``byokctl apply``: reconcile the live store with the files, or with a saved plan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from byokctl.apply import ApplyResult, apply_plan, default_holder
+from byokctl.commands._common import make_plan, open_live_store, store_url, use_color
+from byokctl.errors import ByokError
+from byokctl.model import Workspace
+from byokctl.plan import FieldChange, Plan, planfile
+from byokctl.render import render_text
+
+#: Asks the operator to confirm; returns their answer.
+Confirm = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class _Write:
+    """A plan change as the executor sees it (adoptions become updates)."""
+
+    name: str
+    action: str
+    after: Workspace | None
+    fields: Sequence[FieldChange]
+
+
+def _writes(plan: Plan) -> list[_Write]:
+    out = []
+    for c in plan.changes:
+        if not c.is_change:
+            continue
+        # Adopting an unmanaged workspace with no configuration change still writes it,
+        # so that the store records it as managed from now on.
+        action = "update" if c.adopt and c.action == "no-op" else str(c.action)
+        out.append(_Write(c.name, action, c.after, c.fields))
+    return out
+
+
+def _is_plan_file(args: Sequence[str]) -> bool:
+    if len(args) != 1:
+        return False
+    path = Path(args[0])
+    return path.is_file() and path.suffix not in (".yaml", ".yml")
+
+
+def apply(
+    args: Sequence[str],
+    *,
+    store: str | None,
+    auto_approve: bool,
+    lock_timeout: float,
+    verify: bool,
+    out: TextIO,
+    err: TextIO,
+    confirm: Confirm | None,
+) -> int:
+    """Apply a saved plan (``args`` is one plan file) or the files under ``args``.
+
+    ``confirm`` is ``None`` when no terminal can answer; then only ``auto_approve`` or a
+    saved plan (reviewed already) may proceed.
+    """
+    if verify:
+        print(
+            "byokctl: note: credential verification is not available in this version; "
+            "keys are not checked with the providers (pass --no-verify to silence this)",
+            file=err,
+        )
+    with open_live_store(store_url(store), err=err) as live_store:
+        if _is_plan_file(args):
+            saved_path = Path(args[0])
+            saved = planfile.read_plan(saved_path)
+            current = make_plan(saved.paths, live_store, targets=saved.targets, err=err)
+            planfile.check_fresh(
+                saved,
+                current_serial=live_store.serial(),
+                current_hashes={s.path: s.sha256 for s in current.sources.values()},
+            )
+            planfile.check_same(saved, current)
+            result_plan = current
+        else:
+            result_plan = make_plan(args, live_store, targets=None, err=err)
+            print(render_text(result_plan, color=use_color(out)).rstrip("\n"), file=out)
+            if not result_plan.has_changes:
+                return 0
+            if not auto_approve:
+                if confirm is None:
+                    raise ByokError(
+                        "refusing to apply without confirmation: standard input is not a terminal",
+                        hint="review `byokctl plan` and pass --auto-approve, or apply a saved plan",
+                    )
+                answer = confirm("Do you want to apply these changes? Only 'yes' will be accepted")
+                if answer.strip() != "yes":
+                    print("Apply cancelled.", file=out)
+                    return 1
+        if not result_plan.has_changes:
+            print("No changes. The live state matches the files.", file=out)
+            return 0
+        result = apply_plan(
+            live_store,
+            _writes(result_plan),
+            holder=default_holder(),
+            lock_timeout=lock_timeout,
+            expected_serial=result_plan.serial,
+        )
+    print(_summary(result), file=out)
+    return 0
+
+
+def _summary(result: ApplyResult) -> str:
+    return (
+        f"Apply complete! Workspaces: {len(result.created)} added, {len(result.updated)} "
+        f"changed, {len(result.deleted)} destroyed. Store serial: {result.previous_serial} -> "
+        f"{result.serial}."
+    )

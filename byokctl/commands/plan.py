@@ -1,0 +1,59 @@
+"""``byokctl plan``: what apply would change, rendered for people or machines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, TextIO
+
+from byokctl.commands._common import make_plan, open_live_store, store_url, use_color
+from byokctl.plan import Plan, planfile
+from byokctl.render import render_json, render_markdown, render_text
+
+PlanFormat = Literal["text", "json", "markdown"]
+
+
+def render(plan: Plan, fmt: PlanFormat, *, color: bool) -> str:
+    """The plan in one of the three formats."""
+    if fmt == "json":
+        return render_json(plan)
+    if fmt == "markdown":
+        return render_markdown(plan)
+    return render_text(plan, color=color)
+
+
+def plan(
+    paths: Sequence[str],
+    *,
+    store: str | None,
+    fmt: PlanFormat,
+    out_file: Path | None,
+    detailed_exitcode: bool,
+    targets: Sequence[str],
+    verify: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Plan the files under ``paths`` against the live store.
+
+    Exit 0, or with ``detailed_exitcode`` 0 for no changes and 2 for changes (1 is an
+    error, raised as an exception and turned into 1 by the error boundary).
+    """
+    if verify:
+        print(
+            "byokctl: note: credential verification is not available in this version; "
+            "keys are not checked with the providers (pass --no-verify to silence this)",
+            file=err,
+        )
+    with open_live_store(store_url(store), err=err) as live_store:
+        result = make_plan(paths, live_store, targets=targets, err=err)
+    if out_file is not None:
+        planfile.write_plan(out_file, result)
+        print(
+            f"byokctl: saved the plan to {out_file}; apply it with: byokctl apply {out_file}",
+            file=err,
+        )
+    print(render(result, fmt, color=use_color(out)).rstrip("\n"), file=out)
+    if detailed_exitcode and result.has_changes:
+        return 2
+    return 0
