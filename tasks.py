@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The project's two commands, needing nothing but Python 3.11+.
 
-    python3 tasks.py demo    set up .venv, then run byokctl on the example GitOps repo
-    python3 tasks.py test    set up .venv, then run the test suite
-    python3 tasks.py lint    ruff check, ruff format --check, mypy --strict (CI runs it too)
+python3 tasks.py demo    set up .venv, then run byokctl on the example GitOps repo
+python3 tasks.py test    set up .venv, then run the test suite
+python3 tasks.py lint    ruff check, ruff format --check, mypy --strict (CI runs it too)
 """
 
 from __future__ import annotations
@@ -44,10 +44,19 @@ def setup() -> None:
 
 
 def demo() -> None:
+    """Validate, plan and apply the example GitOps repo into the local SQLite store."""
     setup()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPS_AGE")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPS_AGE", "BYOK_"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    run(BIN / "byokctl", "validate", "examples/gitops/workspaces", env=env)
+    byokctl = BIN / "byokctl"
+    workspaces = "examples/gitops/workspaces"
+    # validate needs no key: structure and encryption status are visible in SOPS files.
+    run(byokctl, "validate", workspaces, env=env)
+    # plan and apply decrypt with the example's demo age key (never use it for real).
+    env["SOPS_AGE_KEY_FILE"] = str(ROOT / "examples/gitops/age/demo-key.txt")
+    run(byokctl, "plan", "--no-verify", workspaces, env=env)
+    run(byokctl, "apply", "--no-verify", "--auto-approve", workspaces, env=env)
+    run(byokctl, "state", "list", env=env)
 
 
 def test() -> None:
