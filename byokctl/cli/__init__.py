@@ -234,6 +234,34 @@ def rotate_key(store: str | None, new_key_file: Path | None) -> int:
     return run(store=store, new_key_file=new_key_file, out=sys.stdout, err=sys.stderr)
 
 
+@cli.command()
+@click.option("--port", type=int, default=8089, show_default=True, help="0 picks a free port.")
+@click.option(
+    "--latency",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Added to every answer.",
+)
+@click.option(
+    "--slow-seconds",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="How long keys marked 'slow' wait.",
+)
+def sandbox(port: int, latency: float, slow_seconds: float) -> int:
+    """Run a loopback stand-in for the six providers' APIs until stopped.
+
+    It prints the BYOK_<PROVIDER>_BASE_URL lines to export and the key markers that choose
+    each answer (valid, invalid, no credits, rate limited, outage, slow, flaky).
+    """
+    from byokctl.commands.sandbox import sandbox as run  # noqa: PLC0415
+
+    return run(port=port, latency=latency, slow_seconds=slow_seconds, out=sys.stdout)
+
+
 def _plan_format(fmt: str) -> Literal["text", "json", "markdown"]:
     return "json" if fmt == "json" else "markdown" if fmt == "markdown" else "text"
 
