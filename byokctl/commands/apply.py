@@ -13,6 +13,7 @@ from byokctl.errors import ByokError
 from byokctl.model import Workspace
 from byokctl.plan import FieldChange, Plan, planfile
 from byokctl.render import render_text
+from byokctl.verify import refuse_failed_enable, verify_plan
 
 #: Asks the operator to confirm; returns their answer.
 Confirm = Callable[[str], str]
@@ -57,18 +58,14 @@ def apply(
     out: TextIO,
     err: TextIO,
     confirm: Confirm | None,
+    parallelism: int = 8,
 ) -> int:
     """Apply a saved plan (``args`` is one plan file) or the files under ``args``.
 
     ``confirm`` is ``None`` when no terminal can answer; then only ``auto_approve`` or a
-    saved plan (reviewed already) may proceed.
+    saved plan (reviewed already) may proceed. With ``verify``, apply refuses to leave a
+    workspace enabled on a provider whose credentials fail verification.
     """
-    if verify:
-        print(
-            "byokctl: note: credential verification is not available in this version; "
-            "keys are not checked with the providers (pass --no-verify to silence this)",
-            file=err,
-        )
     with open_live_store(store_url(store), err=err) as live_store:
         if _is_plan_file(args):
             saved_path = Path(args[0])
@@ -81,11 +78,20 @@ def apply(
             )
             planfile.check_same(saved, current)
             result_plan = current
+            # A saved plan is applied as it was made: if it was verified (it carries
+            # checks), the credentials are checked again now, since a key can be revoked
+            # between review and merge; a plan made with --no-verify is not.
+            if verify and any(c.checks for c in saved.changes):
+                refuse_failed_enable(verify_plan(current, parallelism=parallelism, err=err))
         else:
             result_plan = make_plan(args, live_store, targets=None, err=err)
+            if verify:
+                result_plan = verify_plan(result_plan, parallelism=parallelism, err=err)
             print(render_text(result_plan, color=use_color(out)).rstrip("\n"), file=out)
             if not result_plan.has_changes:
                 return 0
+            if verify:
+                refuse_failed_enable(result_plan)
             if not auto_approve:
                 if confirm is None:
                     raise ByokError(

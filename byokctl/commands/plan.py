@@ -9,6 +9,7 @@ from typing import Literal, TextIO
 from byokctl.commands._common import make_plan, open_live_store, store_url, use_color
 from byokctl.plan import Plan, planfile
 from byokctl.render import render_json, render_markdown, render_text
+from byokctl.verify import verify_plan
 
 PlanFormat = Literal["text", "json", "markdown"]
 
@@ -33,20 +34,19 @@ def plan(
     verify: bool,
     out: TextIO,
     err: TextIO,
+    parallelism: int = 8,
 ) -> int:
     """Plan the files under ``paths`` against the live store.
 
+    With ``verify``, every provider of the planned workspaces is checked with the
+    provider (at most ``parallelism`` at a time) and the outcome shown per workspace.
     Exit 0, or with ``detailed_exitcode`` 0 for no changes and 2 for changes (1 is an
     error, raised as an exception and turned into 1 by the error boundary).
     """
-    if verify:
-        print(
-            "byokctl: note: credential verification is not available in this version; "
-            "keys are not checked with the providers (pass --no-verify to silence this)",
-            file=err,
-        )
     with open_live_store(store_url(store), err=err) as live_store:
         result = make_plan(paths, live_store, targets=targets, err=err)
+    if verify:
+        result = verify_plan(result, parallelism=parallelism, err=err)
     if out_file is not None:
         planfile.write_plan(out_file, result)
         print(

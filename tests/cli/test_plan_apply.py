@@ -222,3 +222,17 @@ def test_local_default_store_creates_its_key_once(
     code, _, err = run(capsys, "plan", "--no-verify", "--detailed-exitcode")
     assert code == 0
     assert "created a master key" not in err
+
+
+def test_saved_unverified_plan_applies_without_verifying_again(
+    repo: Repo, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Made with --no-verify, the reviewed plan is applied as it was made: apply does not
+    # call providers (here there are none to call: every base URL is refused).
+    monkeypatch.setenv("BYOK_OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("BYOK_ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+    plan_file = tmp_path / "saved.plan"
+    assert run(capsys, "plan", "--no-verify", "--out", str(plan_file))[0] == 0
+    code, out, err = run(capsys, "apply", str(plan_file))
+    assert code == 0, err
+    assert "2 added" in out

@@ -1,0 +1,324 @@
+"""One adapter per provider: the cheapest authenticated call, and the model ids it returns.
+
+Each adapter speaks its provider's list-models API exactly as ``PROVIDERS.md`` describes
+(path, auth headers, api-version, pagination) plus the extra call that exposes what a
+list cannot: Azure's deployment, xAI's blocked keys, DeepSeek's empty balance. Adapters
+classify answers but never catch transport exceptions: the runner does that, once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+from urllib.parse import quote
+
+import httpx
+
+from byokctl.catalog import PROVIDERS
+from byokctl.model import ProviderConfig
+from byokctl.verify._http import Answer, Endpoint, fetch
+from byokctl.verify.classify import Classification, Outcome, classify_response, sanitize
+
+ANTHROPIC_VERSION: Final = "2023-06-01"
+#: Pagination stops after this many pages: a real list is one or two pages long, and a
+#: server that always says "more" must not keep us looping.
+MAX_PAGES: Final = 20
+ANTHROPIC_PAGE: Final = 1000
+GEMINI_PAGE: Final = 1000
+
+
+@dataclass(frozen=True)
+class ModelList:
+    """What a key can do: the classification of its answers and the model ids it may use."""
+
+    classification: Classification
+    models: tuple[str, ...] = ()
+
+
+class Adapter(Protocol):
+    """Verifies one provider's credentials."""
+
+    async def probe(
+        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+    ) -> ModelList:
+        """Call the provider; classify; return the model ids on success."""
+        ...
+
+
+def _display(provider: str) -> str:
+    return PROVIDERS[provider].display_name
+
+
+async def _get_json(
+    client: httpx.AsyncClient,
+    endpoint: Endpoint,
+    path: str,
+    headers: Mapping[str, str],
+    params: Mapping[str, str] | None = None,
+) -> tuple[Classification, Any]:
+    """GET ``path``; the classification, and the parsed body when it is ok and JSON."""
+    answer: Answer = await fetch(client, endpoint, "GET", path, headers=headers, params=params)
+    result = classify_response(endpoint.provider, answer.status, answer.headers, answer.body)
+    if result.outcome is not Outcome.OK:
+        return result, None
+    try:
+        return result, json.loads(answer.body)
+    except (ValueError, UnicodeDecodeError):
+        return _malformed(endpoint.provider, "is not JSON"), None
+
+
+def _malformed(provider: str, what: str) -> Classification:
+    return Classification(Outcome.UNEXPECTED, f"{_display(provider)}: the answer {what}")
+
+
+def _ids(doc: Any, provider: str) -> tuple[str, ...] | None:
+    """``data[].id`` of an OpenAI-shaped list, or ``None`` when the shape is wrong."""
+    data = doc.get("data") if isinstance(doc, Mapping) else None
+    if not isinstance(data, list):
+        return None
+    return tuple(str(m["id"]) for m in data if isinstance(m, Mapping) and "id" in m)
+
+
+async def _openai_shaped(
+    client: httpx.AsyncClient, endpoint: Endpoint, headers: Mapping[str, str]
+) -> ModelList:
+    result, doc = await _get_json(client, endpoint, "/models", headers)
+    if doc is None:
+        return ModelList(result)
+    ids = _ids(doc, endpoint.provider)
+    if ids is None:
+        return ModelList(_malformed(endpoint.provider, "is not a list of models"))
+    return ModelList(result, ids)
+
+
+class OpenAI:
+    """``GET /models`` with a Bearer key (and the optional organization/project headers)."""
+
+    async def probe(
+        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+    ) -> ModelList:
+        headers = {"Authorization": f"Bearer {key}"}
+        if config.settings.get("organization"):
+            headers["OpenAI-Organization"] = config.settings["organization"]
+        if config.settings.get("project"):
+            headers["OpenAI-Project"] = config.settings["project"]
+        return await _openai_shaped(client, endpoint, headers)
+
+
+class Anthropic:
+    """``GET /v1/models`` paginated by ``limit``/``after_id`` until ``has_more`` is false."""
+
+    async def probe(
+        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+    ) -> ModelList:
+        headers = {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
+        ids: list[str] = []
+        params = {"limit": str(ANTHROPIC_PAGE)}
+        result = Classification(Outcome.UNEXPECTED, "")
+        for _ in range(MAX_PAGES):
+            result, doc = await _get_json(client, endpoint, "/v1/models", headers, params)
+            if doc is None:
+                return ModelList(result)
+            page = _ids(doc, "anthropic")
+            if page is None:
+                return ModelList(_malformed("anthropic", "is not a list of models"))
+            ids += page
+            last = doc.get("last_id") or (page[-1] if page else None)
+            if not doc.get("has_more") or not last:
+                return ModelList(result, tuple(ids))
+            params = {"limit": str(ANTHROPIC_PAGE), "after_id": str(last)}
+        return ModelList(result, tuple(ids))
+
+
+class Gemini:
+    """``GET /models`` paginated by ``pageSize``/``pageToken``; ids lose ``models/``.
+
+    Only models that can generate content are listed (embedding models cannot power the
+    product's AI features). The key goes in ``x-goog-api-key``, never in ``?key=``.
+    """
+
+    async def probe(
+        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+    ) -> ModelList:
+        headers = {"x-goog-api-key": key}
+        ids: list[str] = []
+        params = {"pageSize": str(GEMINI_PAGE)}
+        result = Classification(Outcome.UNEXPECTED, "")
+        for _ in range(MAX_PAGES):
+            result, doc = await _get_json(client, endpoint, "/models", headers, params)
+            if doc is None:
+                return ModelList(result)
+            models = doc.get("models", []) if isinstance(doc, Mapping) else None
+            if not isinstance(models, list):
+                return ModelList(_malformed("gemini", "is not a list of models"))
+            for m in models:
+                if not isinstance(m, Mapping) or not isinstance(m.get("name"), str):
+                    continue
+                methods = m.get("supportedGenerationMethods")
+                if isinstance(methods, list) and "generateContent" not in methods:
+                    continue
+                ids.append(m["name"].removeprefix("models/"))
+            token = doc.get("nextPageToken")
+            if not token:
+                return ModelList(result, tuple(ids))
+            params = {"pageSize": str(GEMINI_PAGE), "pageToken": str(token)}
+        return ModelList(result, tuple(ids))
+
+
+class AzureOpenAI:
+    """``GET {endpoint}/openai/models`` and ``GET .../openai/deployments/{d}``, with api-version.
+
+    Where the deployments API is retired (a plain 404 without ``DeploymentNotFound``), a
+    minimal chat request to the deployment tells whether it exists (one token at most).
+    """
+
+    async def probe(
+        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+    ) -> ModelList:
+        headers = {"api-key": key}
+        version = {"api-version": config.settings.get("api_version", "")}
+        result, doc = await _get_json(client, endpoint, "/openai/models", headers, version)
+        if doc is None:
+            return ModelList(result)
+        ids = _ids(doc, "azure_openai")
+        if ids is None:
+            return ModelList(_malformed("azure_openai", "is not a list of models"))
+        path = f"/openai/deployments/{_segment(config.settings.get('deployment', ''))}"
+        answer = await fetch(client, endpoint, "GET", path, headers=headers, params=version)
+        check = classify_response("azure_openai", answer.status, answer.headers, answer.body)
+        if check.outcome is Outcome.BAD_ENDPOINT and answer.status == 404:
+            answer = await fetch(
+                client,
+                endpoint,
+                "POST",
+                f"{path}/chat/completions",
+                headers=headers,
+                params=version,
+                json={"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1},
+            )
+            check = classify_response("azure_openai", answer.status, answer.headers, answer.body)
+            if answer.status == 400:  # the deployment exists; it disliked the tiny request
+                check = Classification(Outcome.OK, check.detail)
+        if check.outcome is not Outcome.OK:
+            return ModelList(check)
+        return ModelList(result, ids)
+
+
+def _segment(name: str) -> str:
+    """A deployment name as exactly one URL path segment: it cannot walk to another path."""
+    if name in ("", ".", ".."):
+        return "%2E" * len(name) or "%20"
+    return quote(name, safe="")
+
+
+class XAI:
+    """``GET /models``, then ``GET /api-key``: a blocked key or team still lists models."""
+
+    async def probe(
+        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+    ) -> ModelList:
+        headers = {"Authorization": f"Bearer {key}"}
+        listed = await _openai_shaped(client, endpoint, headers)
+        if listed.classification.outcome is not Outcome.OK:
+            return listed
+        result, doc = await _get_json(client, endpoint, "/api-key", headers)
+        if result.outcome is not Outcome.OK:
+            return ModelList(result)
+        if isinstance(doc, Mapping):
+            if doc.get("api_key_blocked") or doc.get("api_key_disabled"):
+                return ModelList(
+                    Classification(Outcome.INVALID_KEY, "xAI: the API key is blocked or disabled")
+                )
+            if doc.get("team_blocked"):
+                return ModelList(Classification(Outcome.PERMISSION, "xAI: the team is blocked"))
+        return listed
+
+
+class DeepSeek:
+    """``GET /models``, then ``GET /user/balance``: an empty balance lists models too."""
+
+    async def probe(
+        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+    ) -> ModelList:
+        headers = {"Authorization": f"Bearer {key}"}
+        listed = await _openai_shaped(client, endpoint, headers)
+        if listed.classification.outcome is not Outcome.OK:
+            return listed
+        result, doc = await _get_json(client, endpoint, "/user/balance", headers)
+        if result.outcome is not Outcome.OK:
+            return ModelList(result)
+        if isinstance(doc, Mapping) and _empty_balance(doc):
+            return ModelList(
+                Classification(Outcome.NO_CREDITS, "DeepSeek: the account balance is empty")
+            )
+        return listed
+
+
+def _empty_balance(doc: Mapping[str, Any]) -> bool:
+    if doc.get("is_available") is False:
+        return True
+    infos = doc.get("balance_infos")
+    if not isinstance(infos, list) or not infos:
+        return False
+    totals = []
+    for info in infos:
+        try:
+            totals.append(float(info.get("total_balance", 0)) if isinstance(info, Mapping) else 0)
+        except (TypeError, ValueError):
+            return False
+    return all(t <= 0 for t in totals)
+
+
+#: Every provider's adapter, by provider id.
+ADAPTERS: Final[Mapping[str, Adapter]] = {
+    "openai": OpenAI(),
+    "anthropic": Anthropic(),
+    "gemini": Gemini(),
+    "azure_openai": AzureOpenAI(),
+    "xai": XAI(),
+    "deepseek": DeepSeek(),
+}
+
+
+def model_available(provider: str, model: str, models: tuple[str, ...]) -> bool:
+    """Whether ``model`` is among ``models`` (Anthropic ``-latest`` aliases are not listed)."""
+    if model in models:
+        return True
+    if provider == "anthropic" and model.endswith("-latest"):
+        stem = model.removesuffix("latest")
+        return any(m.startswith(stem) for m in models)
+    return False
+
+
+def judge(provider: str, config: ProviderConfig, listed: ModelList) -> Classification:
+    """The final verdict: the answer's classification, then whether the chosen model is there."""
+    if listed.classification.outcome is not Outcome.OK:
+        return listed.classification
+    name = _display(provider)
+    if provider == "azure_openai":
+        deployment = config.settings.get("deployment", "")
+        if config.model not in listed.models:
+            return Classification(
+                Outcome.MODEL_NOT_AVAILABLE,
+                sanitize(f"{name}: the resource does not offer model {config.model}"),
+            )
+        return Classification(
+            Outcome.OK, sanitize(f"deployment {deployment} exists; {config.model} is offered")
+        )
+    if not model_available(provider, config.model, listed.models):
+        close = difflib.get_close_matches(config.model, listed.models, n=3, cutoff=0.5)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        return Classification(
+            Outcome.MODEL_NOT_AVAILABLE,
+            sanitize(
+                f"{name}: {config.model} is not among the {len(listed.models)} models "
+                f"this key can use{hint}"
+            ),
+        )
+    return Classification(
+        Outcome.OK,
+        sanitize(f"{config.model} is available ({len(listed.models)} models for this key)"),
+    )

@@ -1,0 +1,267 @@
+"""The only HTTP client verification uses, and the rules for where a key may be sent.
+
+* Redirects are never followed: a 3xx is an answer (classified ``bad_endpoint``), so a key
+  is never re-sent to a ``Location`` someone else chose.
+* Answers are read as a stream and abandoned past :data:`MAX_BODY_BYTES`.
+* Connect and read timeouts are always set; ``trust_env`` is off, so neither ``.netrc``
+  credentials nor proxy variables are mixed into requests that carry a customer's key.
+  Cookies are never stored (one workspace's answer must not ride along with another's).
+* The key travels only in headers. httpx's request and exception texts show the method
+  and URL, never the headers, and URLs never carry a key.
+
+A **workspace-supplied** endpoint (Azure OpenAI's ``endpoint``) is untrusted: it must be
+``https``, and every address its host resolves to must be public unless the operator sets
+``BYOK_ALLOW_PRIVATE_ENDPOINTS=1``. The host is resolved once, through an injectable
+resolver, and the request is **pinned** to the address that was checked (the URL carries
+the IP; ``Host`` and the TLS SNI/certificate check use the name), so a DNS answer that
+changes between the check and the connection (rebinding) cannot redirect the key to an
+internal address. Pinned requests also ask for ``Connection: close``: a pooled connection
+to a shared IP was authenticated for one host name and must not carry another's key.
+Operator-supplied base URLs (``BYOK_<PROVIDER>_BASE_URL``, ``BYOK_SANDBOX_URL``) and the
+catalog defaults are trusted as given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any, Final
+
+import httpx
+
+from byokctl.catalog import PROVIDERS
+from byokctl.model import ProviderConfig
+from byokctl.verify.classify import Classification, ClassifiedFailure, Outcome
+
+#: Larger answers are abandoned: a list of models is a few hundred KB at most.
+MAX_BODY_BYTES: Final = 5 * 1024 * 1024
+CONNECT_TIMEOUT: Final = 5.0
+READ_TIMEOUT: Final = 15.0
+#: How long the name resolution of a workspace endpoint may take.
+RESOLVE_TIMEOUT: Final = 5.0
+
+SANDBOX_ENV: Final = "BYOK_SANDBOX_URL"
+ALLOW_PRIVATE_ENV: Final = "BYOK_ALLOW_PRIVATE_ENDPOINTS"
+#: Where each provider lives under the sandbox's one port (see ``byokctl sandbox``).
+SANDBOX_PREFIX: Final = {
+    "openai": "/openai/v1",
+    "anthropic": "/anthropic",
+    "gemini": "/gemini/v1beta",
+    "azure_openai": "/azure",
+    "xai": "/xai/v1",
+    "deepseek": "/deepseek",
+}
+
+#: ``(host, port) -> addresses``; injectable so tests never use DNS.
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
+
+async def system_resolver(host: str, port: int) -> Sequence[str]:
+    """Resolve ``host`` with the system resolver, without blocking the event loop."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _refuse(provider: str, reason: str) -> ClassifiedFailure:
+    name = PROVIDERS[provider].display_name
+    return ClassifiedFailure(Classification(Outcome.BAD_ENDPOINT, f"{name}: {reason}"))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one provider configuration's requests go.
+
+    ``base_url`` is what fingerprints and messages use. ``pinned_ip`` is set for a checked
+    workspace endpoint: requests then connect to that address.
+    """
+
+    provider: str
+    base_url: str
+    trusted: bool
+    pinned_ip: str | None = None
+
+    def url(self, path: str) -> httpx.URL:
+        """The URL to request for ``path`` (appended to the base URL's path)."""
+        url = httpx.URL(self.base_url.rstrip("/") + path)
+        if self.pinned_ip is not None:
+            url = url.copy_with(host=self.pinned_ip)
+        return url
+
+    def pin_headers(self) -> dict[str, str]:
+        """``Host`` for a pinned request (the URL carries the IP)."""
+        if self.pinned_ip is None:
+            return {}
+        original = httpx.URL(self.base_url)
+        host = original.host if original.port is None else f"{original.host}:{original.port}"
+        return {"Host": host, "Connection": "close"}
+
+    def extensions(self) -> dict[str, Any]:
+        """TLS SNI and certificate check against the name, not the pinned IP."""
+        if self.pinned_ip is None:
+            return {}
+        return {"sni_hostname": httpx.URL(self.base_url).host}
+
+
+def base_url_for(provider: str, config: ProviderConfig, env: Mapping[str, str]) -> Endpoint:
+    """The operator override, else the sandbox, else the catalog default or workspace endpoint."""
+    spec = PROVIDERS[provider]
+    override = env.get(spec.base_url_env, "").strip()
+    if override:
+        return Endpoint(provider, override.rstrip("/"), trusted=True)
+    sandbox = env.get(SANDBOX_ENV, "").strip()
+    if sandbox:
+        return Endpoint(provider, sandbox.rstrip("/") + SANDBOX_PREFIX[provider], trusted=True)
+    if spec.default_base_url is not None:
+        return Endpoint(provider, spec.default_base_url, trusted=True)
+    return Endpoint(provider, config.settings.get("endpoint", "").strip().rstrip("/"), False)
+
+
+def is_public_address(address: str) -> bool:
+    """Whether ``address`` is a globally routable unicast address (not private, loopback, …)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254
+    return ip.is_global and not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+    )
+
+
+def private_allowed(env: Mapping[str, str]) -> bool:
+    """Whether the operator allows workspace endpoints on private addresses."""
+    return env.get(ALLOW_PRIVATE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+async def checked_endpoint(
+    endpoint: Endpoint, *, resolver: Resolver, allow_private: bool
+) -> Endpoint:
+    """A workspace endpoint, refused (``ClassifiedFailure``) or pinned to a checked address."""
+    if endpoint.trusted:
+        return endpoint
+    provider = endpoint.provider
+    try:
+        url = httpx.URL(endpoint.base_url)
+    except httpx.InvalidURL:
+        raise _refuse(provider, "the endpoint is not a valid URL") from None
+    if url.scheme != "https":
+        raise _refuse(provider, "the endpoint must use https")
+    if url.userinfo or not url.host or url.query or url.fragment:
+        raise _refuse(provider, "the endpoint must be a plain https://host URL")
+    host = url.host
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        addresses: Sequence[str] = [host]
+    except ValueError:
+        try:
+            addresses = await asyncio.wait_for(
+                resolver(host, url.port or 443), timeout=RESOLVE_TIMEOUT
+            )
+        except (OSError, TimeoutError):
+            raise _refuse(provider, f"the endpoint's host {host} does not resolve") from None
+    if not addresses:
+        raise _refuse(provider, f"the endpoint's host {host} does not resolve")
+    if not allow_private:
+        for address in addresses:
+            if not is_public_address(address):
+                raise _refuse(
+                    provider,
+                    f"the endpoint {host} resolves to a non-public address ({address}); "
+                    f"an operator may allow that with {ALLOW_PRIVATE_ENV}=1",
+                )
+    return Endpoint(provider, endpoint.base_url, trusted=False, pinned_ip=addresses[0])
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer, fully read (within the size cap)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def default_timeout() -> httpx.Timeout:
+    """Connect and read timeouts; no pool timeout (the semaphore bounds waiting)."""
+    return httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT, pool=None)
+
+
+def make_client(
+    *,
+    parallelism: int,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: httpx.Timeout | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> httpx.AsyncClient:
+    """The safe client: no redirects, timeouts, no env credentials or proxies, no cookies."""
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        verify=tls if tls is not None else True,
+        timeout=timeout or default_timeout(),
+        limits=httpx.Limits(max_connections=parallelism, max_keepalive_connections=parallelism),
+        trust_env=False,
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        transport=transport,
+        headers={"User-Agent": "byokctl-verify"},
+    )
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    endpoint: Endpoint,
+    method: str,
+    path: str,
+    *,
+    headers: Mapping[str, str],
+    params: Mapping[str, str] | None = None,
+    json: object | None = None,
+    max_bytes: int = MAX_BODY_BYTES,
+) -> Answer:
+    """Send one request and read its answer, abandoning it past ``max_bytes``."""
+    request = client.build_request(
+        method,
+        endpoint.url(path),
+        params=dict(params or {}),
+        headers={**headers, **endpoint.pin_headers()},
+        json=json,
+        extensions=endpoint.extensions(),
+    )
+    response = await client.send(request, stream=True)
+    try:
+        if response.is_redirect:
+            return Answer(response.status_code, {}, b"")
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise _too_large(endpoint.provider, max_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        # aiter_bytes decodes gzip/deflate, so the cap applies to what we hold in memory.
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise _too_large(endpoint.provider, max_bytes)
+            chunks.append(chunk)
+        return Answer(response.status_code, dict(response.headers), b"".join(chunks))
+    finally:
+        await response.aclose()
+
+
+def _too_large(provider: str, max_bytes: int) -> ClassifiedFailure:
+    name = PROVIDERS[provider].display_name
+    return ClassifiedFailure(
+        Classification(
+            Outcome.UNEXPECTED,
+            f"{name}: the answer is larger than {max_bytes // (1024 * 1024)} MB; not read",
+        )
+    )

@@ -1,0 +1,349 @@
+"""Verify many provider configurations concurrently: bounded, retried, cached.
+
+Every configured provider of every workspace is checked once per distinct credential (two
+workspaces sharing a key share one check). At most ``parallelism`` checks talk to
+providers at a time; a check that ends transient (rate limited, outage, timeout,
+unexpected) is retried with exponential backoff and full jitter, waiting for the
+provider's ``Retry-After`` when it asks for no more than :attr:`RetryPolicy.retry_after_cap`
+(a longer wait is not worth stalling a plan: the result is reported instead). The slot
+is released while waiting, so backoff never idles the bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TextIO
+
+import httpx
+
+from byokctl.model import DesiredState, ProviderConfig, Workspace
+from byokctl.plan import CredentialCheck
+from byokctl.verify._adapters import ADAPTERS, ModelList, judge
+from byokctl.verify._cache import VerifyCache
+from byokctl.verify._http import (
+    Endpoint,
+    Resolver,
+    base_url_for,
+    checked_endpoint,
+    make_client,
+    private_allowed,
+    system_resolver,
+)
+from byokctl.verify.classify import Classification, Outcome, classify_exception
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry transient outcomes."""
+
+    attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 5.0
+    #: The longest ``Retry-After`` honoured; a provider asking for more is not retried.
+    retry_after_cap: float = 10.0
+
+
+@dataclass(frozen=True)
+class Verified:
+    """One configuration's verdict, and the model ids its key can use."""
+
+    provider: str
+    classification: Classification
+    models: tuple[str, ...]
+    cached: bool = False
+
+    def check(self) -> CredentialCheck:
+        """As the plan records it."""
+        detail = self.classification.detail + (" (cached)" if self.cached else "")
+        return CredentialCheck(self.provider, self.classification.outcome.value, detail)
+
+
+#: Concurrent requests per HTTP client. httpcore's pool does work quadratic in its
+#: connection count on every request, so 50 slots on one client cost more CPU than the
+#: requests themselves; several small clients keep the bound cheap.
+SLOTS_PER_CLIENT = 8
+
+
+class _Slots:
+    """At most ``parallelism`` requests at a time, each slot tied to one of a few clients."""
+
+    def __init__(self, clients: list[httpx.AsyncClient], parallelism: int) -> None:
+        self._clients = clients
+        self._free: asyncio.Queue[int] = asyncio.Queue()
+        for slot in range(parallelism):
+            self._free.put_nowait(slot)
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+        slot = await self._free.get()
+        try:
+            yield self._clients[slot // SLOTS_PER_CLIENT]
+        finally:
+            self._free.put_nowait(slot)
+
+
+@dataclass
+class _Context:
+    slots: _Slots
+    env: Mapping[str, str]
+    resolver: Resolver
+    cache: VerifyCache | None
+    retry: RetryPolicy
+    sleep: Sleep
+    rng: random.Random
+
+
+def _missing_key(provider: str) -> Verified:
+    return Verified(provider, Classification(Outcome.INVALID_KEY, "no api_key is configured"), ())
+
+
+async def _attempt(
+    client: httpx.AsyncClient,
+    ctx: _Context,
+    endpoint: Endpoint,
+    config: ProviderConfig,
+    key: str,
+) -> ModelList:
+    try:
+        checked = await checked_endpoint(
+            endpoint, resolver=ctx.resolver, allow_private=private_allowed(ctx.env)
+        )
+        return await ADAPTERS[config.provider].probe(client, checked, config, key)
+    except Exception as exc:
+        return ModelList(classify_exception(config.provider, exc))
+
+
+async def _verify_one(ctx: _Context, config: ProviderConfig) -> Verified:
+    provider = config.provider
+    secret = config.secrets.get("api_key")
+    if secret is None:
+        return _missing_key(provider)
+    key = secret.reveal()
+    endpoint = base_url_for(provider, config, ctx.env)
+    fingerprint = None
+    if ctx.cache is not None and ctx.cache.enabled:
+        try:
+            fingerprint = ctx.cache.fingerprint(
+                provider, key, endpoint.base_url, {"model": config.model, **config.settings}
+            )
+        except OSError:
+            fingerprint = None  # an unwritable cache only costs the provider calls
+        hit = ctx.cache.get(fingerprint) if fingerprint else None
+        if hit is not None:
+            return Verified(provider, hit.classification, hit.models, cached=True)
+    listed = ModelList(Classification(Outcome.UNEXPECTED, ""))
+    for attempt in range(ctx.retry.attempts):
+        async with ctx.slots.client() as client:
+            listed = await _attempt(client, ctx, endpoint, config, key)
+        result = listed.classification
+        if not result.transient or attempt == ctx.retry.attempts - 1:
+            break
+        if result.retry_after is not None:
+            if result.retry_after > ctx.retry.retry_after_cap:
+                break
+            delay = result.retry_after
+        else:
+            ceiling = min(ctx.retry.max_delay, ctx.retry.base_delay * 2**attempt)
+            delay = ctx.rng.uniform(0, ceiling)  # full jitter: retries do not stampede
+        await ctx.sleep(delay)
+    verdict = judge(provider, config, listed)
+    if ctx.cache is not None and fingerprint is not None:
+        # File creation blocks for about a millisecond: keep it off the event loop.
+        with contextlib.suppress(OSError):  # an unwritable cache costs only time
+            await asyncio.to_thread(ctx.cache.put, fingerprint, verdict, listed.models)
+    return Verified(provider, verdict, listed.models)
+
+
+def _identity(config: ProviderConfig) -> tuple[object, ...]:
+    # Secrets compare and hash by value without exposing it; mappings are not hashable.
+    return (
+        config.provider,
+        config.model,
+        tuple(config.settings.items()),
+        tuple(config.secrets.items()),
+    )
+
+
+def _configs(workspaces: Iterable[Workspace]) -> list[tuple[str, ProviderConfig]]:
+    return [(ws.name, config) for ws in workspaces for config in ws.providers.values()]
+
+
+async def averify_workspaces(
+    workspaces: Iterable[Workspace],
+    *,
+    parallelism: int = 8,
+    cache: VerifyCache | None = None,
+    env: Mapping[str, str] | None = None,
+    resolver: Resolver | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: httpx.Timeout | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Sleep | None = None,
+    rng: random.Random | None = None,
+    on_done: Callable[[], None] | None = None,
+) -> dict[str, tuple[Verified, ...]]:
+    """Verify every configured provider of ``workspaces``; workspace name → results."""
+    if parallelism < 1:
+        raise ValueError("parallelism must be at least 1")
+    pairs = _configs(workspaces)
+    count = -(-parallelism // SLOTS_PER_CLIENT)
+    tls = httpx.create_ssl_context()  # loading the CA bundle costs ~30 ms; share it
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                make_client(
+                    parallelism=min(SLOTS_PER_CLIENT, parallelism),
+                    transport=transport,
+                    timeout=timeout,
+                    tls=tls,
+                )
+            )
+            for _ in range(count)
+        ]
+        ctx = _Context(
+            slots=_Slots(clients, parallelism),
+            env=os.environ if env is None else env,
+            resolver=resolver or system_resolver,
+            cache=cache,
+            retry=retry or RetryPolicy(),
+            sleep=sleep or asyncio.sleep,
+            rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
+        )
+        # Identical configurations (a key shared by workspaces) are verified once.
+        tasks: dict[tuple[object, ...], asyncio.Task[Verified]] = {}
+
+        async def run(config: ProviderConfig) -> Verified:
+            try:
+                return await _verify_one(ctx, config)
+            finally:
+                if on_done is not None:
+                    on_done()
+
+        for _, config in pairs:
+            if _identity(config) not in tasks:
+                tasks[_identity(config)] = asyncio.ensure_future(run(config))
+        await asyncio.gather(*tasks.values())
+    results: dict[str, list[Verified]] = {}
+    for name, config in pairs:
+        results.setdefault(name, []).append(tasks[_identity(config)].result())
+    return {name: tuple(sorted(found, key=lambda v: v.provider)) for name, found in results.items()}
+
+
+def verify_workspaces(
+    workspaces: Iterable[Workspace],
+    *,
+    parallelism: int = 8,
+    cache: VerifyCache | None = None,
+    progress: bool = False,
+    err: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+    resolver: Resolver | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: httpx.Timeout | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Sleep | None = None,
+) -> dict[str, tuple[CredentialCheck, ...]]:
+    """Verify ``workspaces`` (blocking); workspace name → one check per configured provider.
+
+    A progress bar is drawn on ``err`` (default stderr) only when ``progress`` is true
+    and ``err`` is a terminal: CI logs get none. The cache carries its own (injectable)
+    clock; ``env``, ``resolver``, ``transport`` and ``sleep`` make every other effect
+    injectable.
+    """
+    workspaces = list(workspaces)
+    stream = err if err is not None else sys.stderr
+    total = sum(len(ws.providers) for ws in workspaces)
+
+    def go(on_done: Callable[[], None] | None) -> dict[str, tuple[Verified, ...]]:
+        return asyncio.run(
+            averify_workspaces(
+                workspaces,
+                parallelism=parallelism,
+                cache=cache,
+                env=env,
+                resolver=resolver,
+                transport=transport,
+                timeout=timeout,
+                retry=retry,
+                sleep=sleep,
+                on_done=on_done,
+            )
+        )
+
+    if progress and total and stream.isatty():
+        from rich.console import Console  # noqa: PLC0415 - only on a terminal
+        from rich.progress import Progress  # noqa: PLC0415
+
+        with Progress(console=Console(file=stream), transient=True) as bar:
+            task = bar.add_task("Verifying credentials", total=total)
+            found = go(lambda: bar.advance(task))
+    else:
+        found = go(None)
+    return {name: tuple(v.check() for v in results) for name, results in found.items()}
+
+
+def verify_desired(
+    desired: DesiredState,
+    *,
+    parallelism: int = 8,
+    cache: VerifyCache | None = None,
+    progress: bool = False,
+    err: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+    resolver: Resolver | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: httpx.Timeout | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Sleep | None = None,
+) -> dict[str, tuple[CredentialCheck, ...]]:
+    """Verify every configured provider of every workspace in ``desired``."""
+    return verify_workspaces(
+        desired.workspaces.values(),
+        parallelism=parallelism,
+        cache=cache,
+        progress=progress,
+        err=err,
+        env=env,
+        resolver=resolver,
+        transport=transport,
+        timeout=timeout,
+        retry=retry,
+        sleep=sleep,
+    )
+
+
+def list_models(
+    config: ProviderConfig,
+    *,
+    cache: VerifyCache | None = None,
+    env: Mapping[str, str] | None = None,
+    resolver: Resolver | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: httpx.Timeout | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Sleep | None = None,
+) -> Verified:
+    """Verify one configuration and return the model ids its key can use."""
+    ws = Workspace(name="-", providers={config.provider: config})
+    found = asyncio.run(
+        averify_workspaces(
+            [ws],
+            parallelism=1,
+            cache=cache,
+            env=env,
+            resolver=resolver,
+            transport=transport,
+            timeout=timeout,
+            retry=retry,
+            sleep=sleep,
+        )
+    )
+    return found["-"][0]

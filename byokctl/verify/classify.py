@@ -1,0 +1,469 @@
+"""What a provider's answer means: ok, or which kind of failure, and whether waiting helps.
+
+Pure: no I/O. The verification adapters and the runtime resolver both classify every
+answer here, so that a plan and a live request agree on what "invalid key" or "out of
+credits" looks like for each provider (``PROVIDERS.md``, "What failures look like").
+
+Statuses are ambiguous across providers, so the body decides where it must: OpenAI's
+429 ``insufficient_quota`` is out of credits (waiting never helps), not a rate limit;
+Gemini's invalid key is a 400 with ``API_KEY_INVALID``; xAI's is a 400 "Incorrect API
+key"; Anthropic's 529 is an overload.
+
+A :class:`Classification`'s ``detail`` is safe to print: provider text is stripped of
+control characters, of anything shaped like a key (providers echo masked keys: "sk-ab***yz")
+and of every secret this process has handled, and capped in length.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from byokctl.model import redact
+
+
+class Outcome(StrEnum):
+    """The class of a verification or request outcome; the values appear in plans and JSON."""
+
+    OK = "ok"
+    INVALID_KEY = "invalid_key"
+    NO_CREDITS = "no_credits"
+    PERMISSION = "permission"
+    MODEL_NOT_AVAILABLE = "model_not_available"
+    DEPLOYMENT_NOT_FOUND = "deployment_not_found"
+    RATE_LIMITED = "rate_limited"
+    OUTAGE = "outage"
+    TIMEOUT = "timeout"
+    BAD_ENDPOINT = "bad_endpoint"
+    UNEXPECTED = "unexpected"
+
+
+#: Waiting will not fix it; only new credentials (or configuration) will.
+STICKY: Final[frozenset[Outcome]] = frozenset(
+    {
+        Outcome.INVALID_KEY,
+        Outcome.NO_CREDITS,
+        Outcome.PERMISSION,
+        Outcome.MODEL_NOT_AVAILABLE,
+        Outcome.DEPLOYMENT_NOT_FOUND,
+        Outcome.BAD_ENDPOINT,
+    }
+)
+#: May clear by itself: retry with backoff.
+TRANSIENT: Final[frozenset[Outcome]] = frozenset(
+    {Outcome.RATE_LIMITED, Outcome.OUTAGE, Outcome.TIMEOUT, Outcome.UNEXPECTED}
+)
+
+#: Longest ``detail`` kept; provider messages can be long and are only a hint.
+MAX_DETAIL: Final = 240
+
+_DISPLAY: Final = {
+    "openai": "OpenAI",
+    "anthropic": "Anthropic",
+    "gemini": "Gemini",
+    "azure_openai": "Azure OpenAI",
+    "xai": "xAI",
+    "deepseek": "DeepSeek",
+}
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One classified answer. ``detail`` never contains a key; ``retry_after`` is in seconds."""
+
+    outcome: Outcome
+    detail: str
+    retry_after: float | None = None
+
+    @property
+    def sticky(self) -> bool:
+        """Whether only new credentials or configuration can fix it."""
+        return self.outcome in STICKY
+
+    @property
+    def transient(self) -> bool:
+        """Whether it may clear by itself (retry with backoff)."""
+        return self.outcome in TRANSIENT
+
+
+class ClassifiedFailure(Exception):
+    """An exception that already knows its classification (raised by byokctl's own HTTP layer).
+
+    :func:`classify_exception` returns ``classification`` as is.
+    """
+
+    def __init__(self, classification: Classification) -> None:
+        super().__init__(classification.detail)
+        self.classification = classification
+
+
+# --- sanitizing provider text ------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# Anything a provider may echo of a key: a masked key ("sk-ab***yz", "xa***ey"), a
+# Google key ("AIza..."), or any long token of key characters. Model ids and words are
+# shorter than 32 characters or contain no digit run long enough to matter.
+_KEYLIKE = re.compile(
+    r"[A-Za-z0-9_\-]*\*{2,}[A-Za-z0-9_\-]*"
+    r"|AIza[0-9A-Za-z_\-]{8,}"
+    r"|\b(?:sk|xai|pk|rk)-[A-Za-z0-9_\-]{6,}"
+    r"|[A-Za-z0-9_\-]{32,}"
+)
+
+
+def sanitize(text: str, limit: int = MAX_DETAIL) -> str:
+    """Provider text made safe to show: no control characters, nothing key-shaped, capped."""
+    text = redact(text)
+    text = _CONTROL.sub(" ", text)
+    text = _KEYLIKE.sub("(redacted)", text)
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+# --- reading bodies and headers ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Error:
+    """The fields of a provider error body that classification reads (all lower-cased)."""
+
+    message: str = ""
+    code: str = ""
+    type: str = ""
+    status: str = ""
+    reasons: tuple[str, ...] = ()
+    quota_ids: tuple[str, ...] = ()
+    retry_delay: float | None = None
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _seconds(value: str) -> float | None:
+    """``"37s"``, ``"1.5s"``, ``"2"`` → seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*s?\s*", value)
+    return float(match.group(1)) if match else None
+
+
+def _error_of(doc: Any) -> _Error:
+    """Extract the error fields from any of the six providers' error shapes."""
+    if not isinstance(doc, Mapping):
+        return _Error()
+    err = doc.get("error")
+    if isinstance(err, Mapping):
+        # OpenAI/DeepSeek/Azure: {"error":{"message","type","code"}};
+        # Anthropic: {"type":"error","error":{"type","message"}};
+        # Gemini: {"error":{"code":400,"message","status","details":[...]}}.
+        reasons: list[str] = []
+        quota_ids: list[str] = []
+        delay: float | None = None
+        details = err.get("details")
+        for item in details if isinstance(details, list) else []:
+            if not isinstance(item, Mapping):
+                continue
+            if item.get("reason"):
+                reasons.append(_str(item["reason"]))
+            for v in item.get("violations") or []:
+                if isinstance(v, Mapping):
+                    quota_ids.append(_str(v.get("quotaId")) + " " + _str(v.get("quotaMetric")))
+            if "retryDelay" in item:
+                delay = _seconds(_str(item["retryDelay"]))
+        return _Error(
+            message=_str(err.get("message")),
+            code=_str(err.get("code")).lower(),
+            type=_str(err.get("type")).lower(),
+            status=_str(err.get("status")).lower(),
+            reasons=tuple(r.lower() for r in reasons),
+            quota_ids=tuple(q.lower() for q in quota_ids),
+            retry_delay=delay,
+        )
+    # xAI: {"code": "...", "error": "Incorrect API key provided: xa***ey ..."}
+    if isinstance(err, str):
+        return _Error(message=err, code=_str(doc.get("code")).lower())
+    message = doc.get("message") or doc.get("detail")
+    return _Error(message=_str(message), code=_str(doc.get("code")).lower())
+
+
+def _retry_after(headers: Mapping[str, str], err: _Error) -> float | None:
+    lower = {k.lower(): v for k, v in headers.items()}
+    if "retry-after-ms" in lower:  # OpenAI sends both; the millisecond one is more precise
+        ms = _seconds(lower["retry-after-ms"])
+        if ms is not None:
+            return ms / 1000
+    value = lower.get("retry-after")
+    if value:
+        seconds = _seconds(value)
+        if seconds is not None:
+            return seconds
+        # An HTTP date is relative to the answer's own Date header (this module has no clock).
+        try:
+            if "date" in lower:
+                delta = parsedate_to_datetime(value) - parsedate_to_datetime(lower["date"])
+                return max(0.0, delta.total_seconds())
+        except (TypeError, ValueError, IndexError):
+            pass
+    if err.retry_delay is not None:
+        return err.retry_delay
+    # Azure: "... Please retry after 12 seconds."
+    match = re.search(r"retry after (\d+(?:\.\d+)?) second", err.message, re.IGNORECASE)
+    return float(match.group(1)) if match else None
+
+
+# --- classification ----------------------------------------------------------------------
+
+
+def _mentions(err: _Error, *needles: str) -> bool:
+    hay = " ".join((err.message.lower(), err.code, err.type, err.status, *err.reasons))
+    return any(n in hay for n in needles)
+
+
+def _is_model_error(err: _Error) -> bool:
+    # "The model `x` does not exist" (OpenAI, xAI), "model: x" (Anthropic), "models/x is
+    # not found" (Gemini); a bare 404 "Invalid URL (GET /v1/modelz)" is a bad endpoint.
+    return _mentions(err, "model_not_found", "model not exist", "the model ", "model:", "models/")
+
+
+def _outcome(provider: str, status: int, err: _Error) -> Outcome:
+    if 200 <= status < 300:
+        return Outcome.OK
+    if 300 <= status < 400:
+        # We never follow a redirect with a key; a provider API does not redirect.
+        return Outcome.BAD_ENDPOINT
+    if status in (408, 504, 524):  # the server or a gateway gave up waiting
+        return Outcome.TIMEOUT
+    if status >= 500:  # 500, 502, 503, Anthropic's 529 overloaded_error
+        return Outcome.OUTAGE
+
+    credit_words = ("insufficient_quota", "credit balance", "billing", "insufficient balance")
+    if provider == "gemini":
+        if "api_key_invalid" in err.reasons or _mentions(
+            err, "api key not valid", "api key expired"
+        ):
+            return Outcome.INVALID_KEY
+        if status == 400 and err.status == "failed_precondition":
+            return Outcome.NO_CREDITS  # billing not enabled for the project
+        if status == 429 and any("perday" in q or "per day" in q for q in err.quota_ids):
+            return Outcome.NO_CREDITS  # a daily quota: no retry helps today
+        if status == 429:
+            return Outcome.RATE_LIMITED
+        if status in (401,):
+            return Outcome.INVALID_KEY
+        if status == 403:
+            return Outcome.PERMISSION
+        if status == 404:
+            return Outcome.MODEL_NOT_AVAILABLE if _is_model_error(err) else Outcome.BAD_ENDPOINT
+        return Outcome.UNEXPECTED
+
+    if provider == "xai":
+        if status == 401 or _mentions(err, "incorrect api key", "invalid api key"):
+            return Outcome.INVALID_KEY
+        if status == 403:
+            return Outcome.NO_CREDITS if _mentions(err, "credit") else Outcome.PERMISSION
+        if status == 429:
+            return Outcome.RATE_LIMITED
+        if status == 404:
+            return Outcome.MODEL_NOT_AVAILABLE if _is_model_error(err) else Outcome.BAD_ENDPOINT
+        if status == 402:
+            return Outcome.NO_CREDITS
+        return Outcome.UNEXPECTED
+
+    if provider == "azure_openai":
+        if status == 401:
+            return Outcome.INVALID_KEY
+        if status == 403:
+            # Cognitive Services: "Out of call volume quota ... raise your spending limit".
+            quota = _mentions(err, "call volume quota", "spending limit", "billing", "credit")
+            return Outcome.NO_CREDITS if quota else Outcome.PERMISSION
+        if status == 404:
+            if err.code == "deploymentnotfound":
+                return Outcome.DEPLOYMENT_NOT_FOUND
+            return (
+                Outcome.MODEL_NOT_AVAILABLE
+                if err.code == "model_not_found"
+                else (Outcome.BAD_ENDPOINT)
+            )
+        if status == 429:
+            return (
+                Outcome.NO_CREDITS
+                if _mentions(err, "insufficient_quota")
+                else (Outcome.RATE_LIMITED)
+            )
+        if status == 402:
+            return Outcome.NO_CREDITS
+        return Outcome.UNEXPECTED
+
+    # openai, anthropic, deepseek (and any OpenAI-compatible provider)
+    if status == 401:
+        return Outcome.INVALID_KEY
+    if status == 402:
+        return Outcome.NO_CREDITS  # DeepSeek "Insufficient Balance", Anthropic billing_error
+    if status == 403:
+        return Outcome.PERMISSION
+    if status == 404:
+        return Outcome.MODEL_NOT_AVAILABLE if _is_model_error(err) else Outcome.BAD_ENDPOINT
+    if status == 429:
+        # OpenAI's insufficient_quota and Anthropic's spend limit are not rate limits.
+        if _mentions(err, *credit_words, "spend limit", "usage limit"):
+            return Outcome.NO_CREDITS
+        return Outcome.RATE_LIMITED
+    if status == 400:
+        if _mentions(err, *credit_words):
+            return Outcome.NO_CREDITS  # Anthropic: "Your credit balance is too low…"
+        if _mentions(err, "model not exist", "model_not_found"):
+            return Outcome.MODEL_NOT_AVAILABLE  # DeepSeek: 400 "Model Not Exist"
+    return Outcome.UNEXPECTED
+
+
+_MEANING: Final = {
+    Outcome.OK: "credentials accepted",
+    Outcome.INVALID_KEY: "the API key is invalid or revoked",
+    Outcome.NO_CREDITS: "the account has no credits or billing is not set up",
+    Outcome.PERMISSION: "the key is not permitted to use this API",
+    Outcome.MODEL_NOT_AVAILABLE: "the model is not available to this key",
+    Outcome.DEPLOYMENT_NOT_FOUND: "the deployment does not exist on this resource",
+    Outcome.RATE_LIMITED: "rate limited",
+    Outcome.OUTAGE: "the provider is unavailable or overloaded",
+    Outcome.TIMEOUT: "the provider did not answer in time",
+    Outcome.BAD_ENDPOINT: "the endpoint is not the provider's API",
+    Outcome.UNEXPECTED: "an unexpected answer",
+}
+
+
+def meaning(outcome: Outcome) -> str:
+    """A short human description of ``outcome``."""
+    return _MEANING[outcome]
+
+
+def classify_response(
+    provider: str, status: int, headers: Mapping[str, str], body: bytes
+) -> Classification:
+    """Classify one HTTP answer from ``provider`` (a list-models call or a real request)."""
+    err = _error_of(_parse_json(body))
+    outcome = _outcome(provider, status, err)
+    name = _DISPLAY.get(provider, provider)
+    detail = f"{name}: {meaning(outcome)} (HTTP {status}"
+    if 300 <= status < 400:
+        # Only the status: a Location may point anywhere and is not ours to print in full.
+        detail += ", a redirect, not followed"
+    elif outcome is not Outcome.OK and err.message:
+        detail += f": {err.message}"
+    elif outcome is not Outcome.OK and not err.message and body and _parse_json(body) is None:
+        detail += ", not JSON"
+    detail = sanitize(detail + ")")
+    retry = _retry_after(headers, err) if outcome in TRANSIENT else None
+    return Classification(outcome, detail, retry)
+
+
+# --- exceptions --------------------------------------------------------------------------
+
+_DNS_WORDS: Final = (
+    "name or service not known",
+    "nodename nor servname",
+    "no address associated",
+    "getaddrinfo failed",
+    "name resolution",
+    "no such host",
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _sdk_status(provider: str, exc: BaseException) -> Classification | None:
+    """The official SDKs' ``APIStatusError``: ``status_code``, ``response``, ``body``."""
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int):
+        return None
+    response = getattr(exc, "response", None)
+    headers: Mapping[str, str] = {}
+    raw_headers = getattr(response, "headers", None)
+    if isinstance(raw_headers, Mapping):
+        headers = {str(k): str(v) for k, v in raw_headers.items()}
+    content: bytes = b""
+    try:
+        got = getattr(response, "content", b"")
+        content = got if isinstance(got, bytes) else b""
+    except Exception:
+        content = b""
+    if not content:
+        body = getattr(exc, "body", None)
+        if body is not None:
+            # The SDKs keep the parsed error body (sometimes only its inner "error").
+            wrapped = body if isinstance(body, Mapping) and "error" in body else {"error": body}
+            try:
+                content = json.dumps(wrapped).encode()
+            except (TypeError, ValueError):
+                content = b""
+    return classify_response(provider, status, headers, content)
+
+
+def classify_exception(provider: str, exc: BaseException) -> Classification:
+    """Classify a failure that produced no HTTP answer (or an SDK error carrying one)."""
+    # An httpx exception can only exist where httpx is loaded already: never import it here
+    # (httpx imports click and rich when installed, and the resolver must stay light).
+    httpx: Any = sys.modules.get("httpx")
+    invalid_url: tuple[type[BaseException], ...] = ()
+    timeouts: tuple[type[BaseException], ...] = (TimeoutError,)
+    connect: tuple[type[BaseException], ...] = (ConnectionRefusedError,)
+    transport: tuple[type[BaseException], ...] = (ConnectionError,)
+    if httpx is not None:
+        invalid_url = (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.TooManyRedirects)
+        timeouts = (httpx.TimeoutException, TimeoutError)
+        connect = (httpx.ConnectError, ConnectionRefusedError)
+        transport = (httpx.TransportError, ConnectionError)
+
+    name = _DISPLAY.get(provider, provider)
+    for link in _chain(exc):
+        if isinstance(link, ClassifiedFailure):
+            return link.classification
+        sdk = _sdk_status(provider, link)
+        if sdk is not None:
+            return sdk
+    for link in _chain(exc):
+        kind = type(link).__name__
+        text = str(link).lower()
+        if isinstance(link, invalid_url):
+            return Classification(Outcome.BAD_ENDPOINT, sanitize(f"{name}: invalid endpoint URL"))
+        if any(w in text for w in _DNS_WORDS) or kind == "gaierror":
+            return Classification(
+                Outcome.BAD_ENDPOINT, f"{name}: the endpoint's host name does not resolve"
+            )
+        if "certificate" in text or kind in ("SSLCertVerificationError", "CertificateError"):
+            return Classification(
+                Outcome.BAD_ENDPOINT, f"{name}: the endpoint's TLS certificate is not valid"
+            )
+        if isinstance(link, timeouts) or "Timeout" in kind:
+            return Classification(Outcome.TIMEOUT, f"{name}: {meaning(Outcome.TIMEOUT)}")
+    for link in _chain(exc):
+        kind = type(link).__name__
+        if isinstance(link, connect):
+            return Classification(Outcome.OUTAGE, f"{name}: could not connect to the provider")
+        if isinstance(link, transport) or kind in ("APIConnectionError",):
+            return Classification(
+                Outcome.OUTAGE, f"{name}: the connection failed ({type(link).__name__})"
+            )
+    return Classification(
+        Outcome.UNEXPECTED, f"{name}: verification failed unexpectedly ({type(exc).__name__})"
+    )
