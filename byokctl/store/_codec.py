@@ -1,7 +1,10 @@
-"""Backend-neutral encodings: additional data for ciphertexts and the drift digest.
+"""Backend-neutral encodings: ciphertext binding, drift digests, and rows <-> workspaces.
 
-Both are shared by every backend so that a store's meaning does not depend on where it
-lives (a later ``migrate-store`` can copy rows between backends unchanged).
+Shared by every backend so that a store's meaning does not depend on where it lives (a
+later ``migrate-store`` can copy rows between backends unchanged): each backend only
+moves the tuples built here in and out of its tables. Timestamps travel as ISO-8601
+text on the way in (SQLite stores them so; PostgreSQL casts them to ``timestamptz``)
+and may come back as text or as ``datetime``.
 """
 
 from __future__ import annotations
@@ -9,8 +12,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from byokctl.model import Workspace
+from byokctl.errors import LockHeldError, StalePlanError, StoreError
+from byokctl.model import LiveState, LiveWorkspace, ProviderConfig, Secret, Workspace
+
+from ._keys import Keyring, MasterKey
+from ._types import AuditChange, AuditEntry, LockInfo, WorkspaceWrite
+
+#: ``(name, notify JSON, enabled, applied digest, updated at, updated by)``
+WorkspaceRow = tuple[str, str, str | None, bytes | None, str | datetime, str]
+#: ``(workspace, provider, model, settings JSON)``
+ProviderRow = tuple[str, str, str, str]
+#: ``(workspace, provider, field, key id, nonce, ciphertext)``
+SecretRow = tuple[str, str, str, str, bytes, bytes]
 
 
 def secret_aad(workspace: str, provider: str, field: str) -> bytes:
@@ -49,3 +66,214 @@ def rekey_digest(old_digest: bytes, digest_key: bytes) -> bytes:
     until the next apply (which is what drift means).
     """
     return hmac.new(digest_key, b"rotated:" + old_digest, hashlib.sha256).digest()
+
+
+def as_utc(value: str | datetime) -> datetime:
+    """A stored timestamp (ISO text or ``datetime``) as an aware UTC ``datetime``."""
+    stamp = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return stamp.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class ConfigRows:
+    """One snapshot's configuration rows, as read in one transaction."""
+
+    serial: int
+    key_id: str | None
+    workspaces: list[WorkspaceRow]
+    providers: list[ProviderRow]
+    secrets: list[SecretRow]
+
+
+@dataclass(frozen=True)
+class DecodedWorkspace:
+    """A workspace read back, with what apply last wrote (its digest) and who changed it."""
+
+    workspace: Workspace
+    applied_digest: bytes | None
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True)
+class EncodedWrites:
+    """Writes turned into rows: deletes, workspace rows, upserted names, providers, secrets."""
+
+    deletes: list[tuple[str]]
+    workspaces: list[tuple[str, str, str | None, bytes | None, str, str]]
+    upserted: list[tuple[str]]
+    providers: list[ProviderRow]
+    secrets: list[SecretRow]
+
+
+def encode_writes(
+    writes: Sequence[WorkspaceWrite], key: MasterKey, *, at: datetime, who: str, managed: bool
+) -> EncodedWrites:
+    """Encrypt and encode ``writes``; ``managed`` writes carry a fresh drift digest.
+
+    Called before the backend's transaction starts, so its write lock is held only for
+    the inserts themselves.
+    """
+    enc = EncodedWrites([], [], [], [], [])
+    stamp = at.isoformat()
+    for w in writes:
+        ws = w.workspace
+        if ws is None:
+            enc.deletes.append((w.name,))
+            continue
+        digest = workspace_digest(ws, key.digest_key) if managed else None
+        notify = json.dumps(list(ws.notify))
+        enc.workspaces.append((ws.name, notify, ws.enabled, digest, stamp, who))
+        enc.upserted.append((ws.name,))
+        for pid, cfg in ws.providers.items():
+            enc.providers.append((ws.name, pid, cfg.model, json.dumps(dict(cfg.settings))))
+            for field, secret in cfg.secrets.items():
+                nonce, ct = key.encrypt(secret.reveal().encode(), secret_aad(ws.name, pid, field))
+                enc.secrets.append((ws.name, pid, field, key.key_id, nonce, ct))
+    return enc
+
+
+def decode_rows(rows: ConfigRows, keyring: Keyring) -> dict[str, DecodedWorkspace]:
+    """Decrypt and decode one snapshot; an altered or moved ciphertext is a StoreError."""
+    secrets: dict[tuple[str, str], dict[str, Secret]] = {}
+    for ws_name, pid, field, key_id, nonce, ct in rows.secrets:
+        plain = keyring.decrypt(key_id, nonce, ct, secret_aad(ws_name, pid, field))
+        if plain is None:
+            raise StoreError(
+                f"the secret {field!r} of provider {pid!r} in workspace {ws_name!r} does not "
+                "decrypt: the row was altered, or copied from another row",
+                hint="apply the workspace from its files again to rewrite it",
+            )
+        secrets.setdefault((ws_name, pid), {})[field] = Secret(plain.decode())
+    providers: dict[str, dict[str, ProviderConfig]] = {}
+    for ws_name, pid, model, settings in rows.providers:
+        providers.setdefault(ws_name, {})[pid] = ProviderConfig(
+            provider=pid,
+            model=model,
+            settings=json.loads(settings),
+            secrets=secrets.get((ws_name, pid), {}),
+        )
+    out: dict[str, DecodedWorkspace] = {}
+    for name, notify, enabled, applied, updated_at, updated_by in rows.workspaces:
+        ws = Workspace(
+            name=name,
+            notify=tuple(json.loads(notify)),
+            enabled=enabled,
+            providers=providers.get(name, {}),
+        )
+        out[name] = DecodedWorkspace(ws, applied, as_utc(updated_at), updated_by)
+    return out
+
+
+def live_state(rows: ConfigRows, keyring: Keyring, *, store: str) -> LiveState:
+    """The live state one snapshot describes, with each workspace's drift flag."""
+    decoded = decode_rows(rows, keyring)
+    digest_key: bytes | None = None
+    if any(d.applied_digest is not None for d in decoded.values()):
+        if rows.key_id is None:
+            raise StoreError(f"the store {store} has digests but no master key record")
+        digest_key = keyring.require(rows.key_id).digest_key
+    live: dict[str, LiveWorkspace] = {}
+    for name, d in decoded.items():
+        drifted = False
+        if d.applied_digest is not None and digest_key is not None:
+            now = workspace_digest(d.workspace, digest_key)
+            drifted = not hmac.compare_digest(now, d.applied_digest)
+        live[name] = LiveWorkspace(
+            workspace=d.workspace,
+            managed=d.applied_digest is not None,
+            drifted=drifted,
+            updated_at=d.updated_at,
+            updated_by=d.updated_by,
+        )
+    return LiveState(serial=rows.serial, workspaces=live)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """Row updates that re-encrypt a store under a new master key.
+
+    ``secrets``: ``(key id, nonce, ciphertext, workspace, provider, field)``;
+    ``digests``: ``(digest, workspace name)``.
+    """
+
+    secrets: list[tuple[str, bytes, bytes, str, str, str]]
+    digests: list[tuple[bytes, str]]
+
+
+def rotation(rows: ConfigRows, keyring: Keyring, new_key: MasterKey) -> Rotation:
+    """Re-encrypt every secret and re-key every digest (drift survives: see rekey_digest)."""
+    decoded = decode_rows(rows, keyring)
+    old = keyring.require(rows.key_id) if rows.key_id is not None else None
+    sec_updates = []
+    for ws_name, pid, field, _key_id, _nonce, _ct in rows.secrets:
+        secret = decoded[ws_name].workspace.providers[pid].secrets[field]
+        nonce, ct = new_key.encrypt(secret.reveal().encode(), secret_aad(ws_name, pid, field))
+        sec_updates.append((new_key.key_id, nonce, ct, ws_name, pid, field))
+    digest_updates = []
+    for name, d in decoded.items():
+        if d.applied_digest is None or old is None:
+            continue
+        unchanged = hmac.compare_digest(
+            workspace_digest(d.workspace, old.digest_key), d.applied_digest
+        )
+        new_digest = (
+            workspace_digest(d.workspace, new_key.digest_key)
+            if unchanged
+            else rekey_digest(d.applied_digest, new_key.digest_key)
+        )
+        digest_updates.append((new_digest, name))
+    return Rotation(sec_updates, digest_updates)
+
+
+def audit_changes_json(entry: AuditEntry) -> str:
+    """An audit entry's changes as JSON (field paths only, never values)."""
+    return json.dumps(
+        [
+            {"workspace": ch.workspace, "action": ch.action, "fields": list(ch.fields)}
+            for ch in entry.changes
+        ]
+    )
+
+
+def audit_entry(
+    at: str | datetime, who: str, operation: str, serial: int, changes: str
+) -> AuditEntry:
+    """An audit entry from its stored row."""
+    return AuditEntry(
+        who=who,
+        at=as_utc(at),
+        operation=operation,
+        serial=int(serial),
+        changes=tuple(
+            AuditChange(ch["workspace"], ch["action"], tuple(ch["fields"]))
+            for ch in json.loads(changes)
+        ),
+    )
+
+
+def stale_plan_error(current: int, expected: int) -> StalePlanError:
+    """The error for a write made against a serial the store has moved past."""
+    return StalePlanError(
+        f"the store changed since the plan was made: its serial is {current}, "
+        f"the plan was made at serial {expected}",
+        hint="run plan again against the current state",
+    )
+
+
+def lock_held_error(held: LockInfo) -> LockHeldError:
+    """The error for a lock that stayed held past the caller's timeout."""
+    return LockHeldError(
+        f"the store is locked: {held.describe()}; if that run is no longer alive, "
+        f"release the lock with: byokctl force-unlock {held.id}",
+        hint="wait for it to finish, or raise --lock-timeout to wait longer",
+    )
+
+
+def check_write(writes: Sequence[WorkspaceWrite], expected_serial: int, audit: AuditEntry) -> None:
+    """The argument checks every backend's ``write`` makes before touching the store."""
+    if audit.serial != expected_serial + 1:
+        raise ValueError(f"audit.serial must be {expected_serial + 1}, not {audit.serial}")
+    names = [w.name for w in writes]
+    if len(set(names)) != len(names):
+        raise ValueError("a workspace appears more than once in one write")

@@ -1,23 +1,40 @@
-"""Versioned schema migrations.
+"""Versioned schema migrations, one list for every backend.
 
-A migration is a version, a name and its statements; the backend's runner applies the
-missing ones in order inside one write transaction and records each in
-``schema_migrations``, so running it twice, or in two processes at once, is safe.
-Released migrations are never edited: a schema change is a new version.
+A migration is a version, a name and its statements *per dialect*: the versions and
+what each one means are shared, only the SQL differs (SQLite's ``BLOB`` and ``TEXT``
+timestamps, PostgreSQL's ``BYTEA``, ``TIMESTAMPTZ`` and ``JSONB``). Each backend's runner
+applies the missing versions in order inside one write transaction and records each in
+``schema_migrations``, so running it twice, or in two processes at once, is safe
+(SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``pg_advisory_xact_lock``). Released
+migrations are never edited: a schema change is a new version, with both dialects.
+
+Why a small runner and not alembic: the schema is a handful of tables owned by one
+program, the runner is ~30 lines per backend, it must work on SQLite and PostgreSQL
+without SQLAlchemy (a heavy dependency the resolver would otherwise pay for), and it
+must run "on first use" from inside ``open_store`` under the backend's own lock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+#: The SQL dialects migrations are written in.
+Dialect = Literal["sqlite", "postgresql"]
 
 
 @dataclass(frozen=True)
 class Migration:
-    """One schema version."""
+    """One schema version, written once per dialect."""
 
     version: int
     name: str
-    statements: tuple[str, ...]
+    sqlite: tuple[str, ...]
+    postgresql: tuple[str, ...]
+
+    def statements(self, dialect: Dialect) -> tuple[str, ...]:
+        """The statements that apply this version in ``dialect``."""
+        return self.sqlite if dialect == "sqlite" else self.postgresql
 
 
 _APPEND_ONLY = """
@@ -25,11 +42,19 @@ CREATE TRIGGER audit_log_no_{op} BEFORE {OP} ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
 """
 
-SQLITE_MIGRATIONS: tuple[Migration, ...] = (
+_PG_APPEND_ONLY_FUNCTION = """
+CREATE FUNCTION byok_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only';
+END
+$$
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "configuration, serial, lock, audit log, master keys",
-        (
+        sqlite=(
             "CREATE TABLE store_serial (id INTEGER PRIMARY KEY CHECK (id = 1),"
             " serial INTEGER NOT NULL)",
             "INSERT INTO store_serial (id, serial) VALUES (1, 0)",
@@ -57,13 +82,44 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             _APPEND_ONLY.format(op="update", OP="UPDATE"),
             _APPEND_ONLY.format(op="delete", OP="DELETE"),
         ),
+        postgresql=(
+            "CREATE TABLE store_serial (id INTEGER PRIMARY KEY CHECK (id = 1),"
+            " serial BIGINT NOT NULL)",
+            "INSERT INTO store_serial (id, serial) VALUES (1, 0)",
+            # The row describes the lock for humans; the lock itself is a session-level
+            # advisory lock held by backend_pid, so it dies with the holder's connection.
+            "CREATE TABLE store_lock (id TEXT PRIMARY KEY, slot INTEGER NOT NULL UNIQUE"
+            " CHECK (slot = 1), holder TEXT NOT NULL, operation TEXT NOT NULL,"
+            " created TIMESTAMPTZ NOT NULL, backend_pid INTEGER NOT NULL)",
+            "CREATE TABLE master_keys (key_id TEXT PRIMARY KEY, added_at TIMESTAMPTZ NOT NULL,"
+            " retired_at TIMESTAMPTZ)",
+            "CREATE TABLE workspaces (name TEXT PRIMARY KEY, notify JSONB NOT NULL,"
+            " enabled TEXT, applied_digest BYTEA, updated_at TIMESTAMPTZ NOT NULL,"
+            " updated_by TEXT NOT NULL)",
+            "CREATE TABLE provider_configs (workspace TEXT NOT NULL REFERENCES workspaces(name)"
+            " ON DELETE CASCADE, provider TEXT NOT NULL, model TEXT NOT NULL,"
+            " settings JSONB NOT NULL, PRIMARY KEY (workspace, provider))",
+            "CREATE TABLE provider_secrets (workspace TEXT NOT NULL, provider TEXT NOT NULL,"
+            " field TEXT NOT NULL, key_id TEXT NOT NULL, nonce BYTEA NOT NULL,"
+            " ciphertext BYTEA NOT NULL, PRIMARY KEY (workspace, provider, field),"
+            " FOREIGN KEY (workspace, provider) REFERENCES provider_configs(workspace, provider)"
+            " ON DELETE CASCADE)",
+            "CREATE TABLE audit_log (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+            " at TIMESTAMPTZ NOT NULL, who TEXT NOT NULL, operation TEXT NOT NULL,"
+            " serial BIGINT NOT NULL, changes JSONB NOT NULL)",
+            _PG_APPEND_ONLY_FUNCTION,
+            "CREATE TRIGGER audit_log_no_update_or_delete BEFORE UPDATE OR DELETE ON audit_log"
+            " FOR EACH ROW EXECUTE FUNCTION byok_audit_log_append_only()",
+            "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log"
+            " FOR EACH STATEMENT EXECUTE FUNCTION byok_audit_log_append_only()",
+        ),
     ),
     Migration(
         2,
         "runtime data: provider health, failure episodes, notifications, credit ledger",
-        (
-            # Runtime tables outlive the configuration rows on purpose (a deleted
-            # workspace's ledger stays countable), so no foreign keys to workspaces.
+        # Runtime tables outlive the configuration rows on purpose (a deleted
+        # workspace's ledger stays countable), so no foreign keys to workspaces.
+        sqlite=(
             "CREATE TABLE provider_health (workspace TEXT NOT NULL, provider TEXT NOT NULL,"
             " credential_fingerprint TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,"
             " failures INTEGER NOT NULL DEFAULT 0, open_until TEXT, checked_at TEXT NOT NULL,"
@@ -81,5 +137,79 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             " credits INTEGER NOT NULL, at TEXT NOT NULL)",
             "CREATE INDEX credit_ledger_workspace_at ON credit_ledger (workspace, at)",
         ),
+        postgresql=(
+            "CREATE TABLE provider_health (workspace TEXT NOT NULL, provider TEXT NOT NULL,"
+            " credential_fingerprint TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,"
+            " failures INTEGER NOT NULL DEFAULT 0, open_until TIMESTAMPTZ,"
+            " checked_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (workspace, provider))",
+            "CREATE TABLE failure_episodes (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+            " workspace TEXT NOT NULL, provider TEXT NOT NULL,"
+            " credential_fingerprint TEXT NOT NULL, reason TEXT NOT NULL,"
+            " opened_at TIMESTAMPTZ NOT NULL, closed_at TIMESTAMPTZ, close_reason TEXT)",
+            "CREATE INDEX failure_episodes_open ON failure_episodes (workspace, closed_at)",
+            "CREATE TABLE notifications_sent (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+            " episode_id BIGINT NOT NULL REFERENCES failure_episodes(id),"
+            " recipient TEXT NOT NULL, sent_at TIMESTAMPTZ NOT NULL,"
+            " UNIQUE (episode_id, recipient))",
+            "CREATE TABLE credit_ledger (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+            " workspace TEXT NOT NULL, feature TEXT NOT NULL, route TEXT NOT NULL,"
+            " credits INTEGER NOT NULL, at TIMESTAMPTZ NOT NULL)",
+            "CREATE INDEX credit_ledger_workspace_at ON credit_ledger (workspace, at)",
+        ),
+    ),
+    Migration(
+        3,
+        "runtime: circuit breaker and probe, episode notification state, runtime version",
+        # The partial unique index is what makes "one open episode per workspace and
+        # provider" a store-level fact: of many processes reporting the same failure at
+        # once, exactly one insert succeeds, so exactly one e-mail is owed. runtime_meta
+        # holds the version every resolver polls (bumped on each route-changing write)
+        # and the random key credential fingerprints are computed with (so fingerprints
+        # survive a master key rotation).
+        sqlite=(
+            "ALTER TABLE provider_health ADD COLUMN window_started TEXT",
+            "ALTER TABLE provider_health ADD COLUMN probe_until TEXT",
+            "ALTER TABLE provider_health ADD COLUMN since TEXT",
+            "ALTER TABLE provider_health ADD COLUMN episode_id INTEGER",
+            "ALTER TABLE failure_episodes ADD COLUMN sticky INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE failure_episodes ADD COLUMN detail TEXT",
+            "ALTER TABLE failure_episodes ADD COLUMN notified_at TEXT",
+            "ALTER TABLE failure_episodes ADD COLUMN notify_attempts INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE failure_episodes ADD COLUMN notify_after TEXT",
+            "ALTER TABLE failure_episodes ADD COLUMN notify_claimed_until TEXT",
+            "ALTER TABLE failure_episodes ADD COLUMN notify_error TEXT",
+            "CREATE UNIQUE INDEX failure_episodes_one_open ON failure_episodes"
+            " (workspace, provider) WHERE closed_at IS NULL",
+            "CREATE TABLE runtime_meta (id INTEGER PRIMARY KEY CHECK (id = 1),"
+            " version INTEGER NOT NULL, fingerprint_key BLOB NOT NULL)",
+            "INSERT INTO runtime_meta (id, version, fingerprint_key) VALUES (1, 0, randomblob(32))",
+            "ALTER TABLE credit_ledger ADD COLUMN actions INTEGER NOT NULL DEFAULT 1",
+        ),
+        postgresql=(
+            "ALTER TABLE provider_health ADD COLUMN window_started TIMESTAMPTZ",
+            "ALTER TABLE provider_health ADD COLUMN probe_until TIMESTAMPTZ",
+            "ALTER TABLE provider_health ADD COLUMN since TIMESTAMPTZ",
+            "ALTER TABLE provider_health ADD COLUMN episode_id BIGINT",
+            "ALTER TABLE failure_episodes ADD COLUMN sticky BOOLEAN NOT NULL DEFAULT FALSE",
+            "ALTER TABLE failure_episodes ADD COLUMN detail TEXT",
+            "ALTER TABLE failure_episodes ADD COLUMN notified_at TIMESTAMPTZ",
+            "ALTER TABLE failure_episodes ADD COLUMN notify_attempts INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE failure_episodes ADD COLUMN notify_after TIMESTAMPTZ",
+            "ALTER TABLE failure_episodes ADD COLUMN notify_claimed_until TIMESTAMPTZ",
+            "ALTER TABLE failure_episodes ADD COLUMN notify_error TEXT",
+            "CREATE UNIQUE INDEX failure_episodes_one_open ON failure_episodes"
+            " (workspace, provider) WHERE closed_at IS NULL",
+            "CREATE TABLE runtime_meta (id INTEGER PRIMARY KEY CHECK (id = 1),"
+            " version BIGINT NOT NULL, fingerprint_key BYTEA NOT NULL)",
+            # gen_random_uuid() is built in since PostgreSQL 13 (no pgcrypto needed);
+            # two of them give 32 bytes with 244 random bits.
+            "INSERT INTO runtime_meta (id, version, fingerprint_key) VALUES (1, 0,"
+            " decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''),"
+            " 'hex'))",
+            "ALTER TABLE credit_ledger ADD COLUMN actions INTEGER NOT NULL DEFAULT 1",
+        ),
     ),
 )
+
+#: The newest schema version this byokctl knows.
+LATEST_VERSION = max(m.version for m in MIGRATIONS)

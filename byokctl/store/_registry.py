@@ -11,17 +11,32 @@ from ._keys import Keyring, MasterKey
 from ._sqlite import SQLiteStore
 from ._types import Store
 
-#: ``scheme -> opener``. PostgreSQL (``postgresql``) registers here when it lands.
+
+def _open_postgresql(url: str, keyring: Keyring) -> Store:
+    # Imported here so that SQLite users and the resolver never load psycopg.
+    try:
+        from ._postgres import PostgresStore  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise StoreError(
+            f"the PostgreSQL store needs psycopg, which is not installed ({exc.name})",
+            hint="pip install 'psycopg[binary]' psycopg-pool",
+        ) from None
+    return PostgresStore.open(url, keyring)
+
+
+#: ``scheme -> opener``: one explicit registry, opened by URL scheme.
 BACKENDS: dict[str, Callable[[str, Keyring], Store]] = {
     "sqlite": SQLiteStore.open,
+    "postgresql": _open_postgresql,
 }
 
 DEFAULT_STORE_URL = "sqlite:///.byok/state.db"
 
 
 def safe_url(url: str) -> str:
-    """The URL with any ``user:password@`` part masked, for messages."""
-    return re.sub(r"//[^/@]*@", "//***@", url)
+    """The URL with any ``user:password@`` part and ``password=`` parameter masked."""
+    masked = re.sub(r"//[^/@]*@", "//***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", masked, flags=re.IGNORECASE)
 
 
 def open_store(url: str, *, master_key: MasterKey, extra_keys: Iterable[MasterKey] = ()) -> Store:

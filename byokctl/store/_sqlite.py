@@ -11,8 +11,6 @@ run visible and ``force-unlock`` meaningful.
 from __future__ import annotations
 
 import contextlib
-import hmac
-import json
 import os
 import random
 import sqlite3
@@ -21,17 +19,27 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from byokctl.errors import LockHeldError, MasterKeyError, StalePlanError, StoreError
-from byokctl.model import LiveState, LiveWorkspace, ProviderConfig, Secret, Workspace
+from byokctl.errors import MasterKeyError, StoreError
+from byokctl.model import LiveState, Workspace
 
-from ._codec import rekey_digest, secret_aad, workspace_digest
+from ._codec import (
+    ConfigRows,
+    EncodedWrites,
+    audit_changes_json,
+    audit_entry,
+    check_write,
+    encode_writes,
+    live_state,
+    lock_held_error,
+    rotation,
+    stale_plan_error,
+)
 from ._keys import Keyring, MasterKey, wrong_key_error
-from ._migrations import SQLITE_MIGRATIONS
-from ._types import AuditChange, AuditEntry, LockInfo, WorkspaceWrite
+from ._migrations import LATEST_VERSION, MIGRATIONS
+from ._types import AuditEntry, LockInfo, WorkspaceWrite
 
 SCHEME = "sqlite"
 #: How long a statement waits for another process's write transaction.
@@ -72,97 +80,6 @@ def path_from_url(url: str) -> Path:
             hint="use sqlite:///relative/path.db or sqlite:////absolute/path.db",
         )
     return Path(url.removeprefix(prefix))
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """One snapshot's configuration rows, as read in one transaction."""
-
-    serial: int
-    key_id: str | None
-    workspaces: list[tuple[str, str, str | None, bytes | None, str, str]]
-    providers: list[tuple[str, str, str, str]]
-    secrets: list[tuple[str, str, str, str, bytes, bytes]]
-
-
-@dataclass(frozen=True)
-class _Decoded:
-    workspace: Workspace
-    applied_digest: bytes | None
-    updated_at: datetime
-    updated_by: str
-
-
-@dataclass(frozen=True)
-class _Encoded:
-    deletes: list[tuple[str]]
-    workspaces: list[tuple[str, str, str | None, bytes | None, str, str]]
-    upserted: list[tuple[str]]
-    providers: list[tuple[str, str, str, str]]
-    secrets: list[tuple[str, str, str, str, bytes, bytes]]
-
-
-def _encode(
-    writes: Sequence[WorkspaceWrite], key: MasterKey, *, at: datetime, who: str, managed: bool
-) -> _Encoded:
-    # Encryption happens before the transaction starts, so the write lock is held only
-    # for the inserts themselves.
-    enc = _Encoded([], [], [], [], [])
-    stamp = at.isoformat()
-    for w in writes:
-        ws = w.workspace
-        if ws is None:
-            enc.deletes.append((w.name,))
-            continue
-        digest = workspace_digest(ws, key.digest_key) if managed else None
-        notify = json.dumps(list(ws.notify))
-        enc.workspaces.append((ws.name, notify, ws.enabled, digest, stamp, who))
-        enc.upserted.append((ws.name,))
-        for pid, cfg in ws.providers.items():
-            enc.providers.append((ws.name, pid, cfg.model, json.dumps(dict(cfg.settings))))
-            for field, secret in cfg.secrets.items():
-                nonce, ct = key.encrypt(secret.reveal().encode(), secret_aad(ws.name, pid, field))
-                enc.secrets.append((ws.name, pid, field, key.key_id, nonce, ct))
-    return enc
-
-
-def _decode(rows: _Rows, keyring: Keyring) -> dict[str, _Decoded]:
-    secrets: dict[tuple[str, str], dict[str, Secret]] = {}
-    for ws_name, pid, field, key_id, nonce, ct in rows.secrets:
-        plain = keyring.decrypt(key_id, nonce, ct, secret_aad(ws_name, pid, field))
-        if plain is None:
-            raise StoreError(
-                f"the secret {field!r} of provider {pid!r} in workspace {ws_name!r} does not "
-                "decrypt: the row was altered, or copied from another row",
-                hint="apply the workspace from its files again to rewrite it",
-            )
-        secrets.setdefault((ws_name, pid), {})[field] = Secret(plain.decode())
-    providers: dict[str, dict[str, ProviderConfig]] = {}
-    for ws_name, pid, model, settings in rows.providers:
-        providers.setdefault(ws_name, {})[pid] = ProviderConfig(
-            provider=pid,
-            model=model,
-            settings=json.loads(settings),
-            secrets=secrets.get((ws_name, pid), {}),
-        )
-    out: dict[str, _Decoded] = {}
-    for name, notify, enabled, applied, updated_at, updated_by in rows.workspaces:
-        ws = Workspace(
-            name=name,
-            notify=tuple(json.loads(notify)),
-            enabled=enabled,
-            providers=providers.get(name, {}),
-        )
-        out[name] = _Decoded(ws, applied, datetime.fromisoformat(updated_at), updated_by)
-    return out
-
-
-def _lock_held_error(held: LockInfo) -> LockHeldError:
-    return LockHeldError(
-        f"the store is locked: {held.describe()}; if that run is no longer alive, "
-        f"release the lock with: byokctl force-unlock {held.id}",
-        hint="wait for it to finish, or raise --lock-timeout to wait longer",
-    )
 
 
 class SQLiteStore:
@@ -230,7 +147,7 @@ class SQLiteStore:
                 raise
 
     def _migrate(self) -> None:
-        known = max(m.version for m in SQLITE_MIGRATIONS)
+        known = LATEST_VERSION
         if self._read_schema_version() == known:
             return  # the common case: no write lock needed to open a current store
         with self._transaction() as c:  # BEGIN IMMEDIATE: one migrator at a time
@@ -245,10 +162,10 @@ class SQLiteStore:
                     f"this byokctl knows ({known})",
                     hint="upgrade byokctl",
                 )
-            for migration in SQLITE_MIGRATIONS:
+            for migration in MIGRATIONS:
                 if migration.version in applied:
                     continue
-                for statement in migration.statements:
+                for statement in migration.statements("sqlite"):
                     c.execute(statement)
                 c.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
@@ -292,11 +209,7 @@ class SQLiteStore:
     def _check_serial(c: sqlite3.Connection, expected: int) -> None:
         current = int(c.execute("SELECT serial FROM store_serial").fetchone()[0])
         if current != expected:
-            raise StalePlanError(
-                f"the store changed since the plan was made: its serial is {current}, "
-                f"the plan was made at serial {expected}",
-                hint="run plan again against the current state",
-            )
+            raise stale_plan_error(current, expected)
 
     @staticmethod
     def _bump_serial(c: sqlite3.Connection) -> int:
@@ -305,18 +218,20 @@ class SQLiteStore:
 
     @staticmethod
     def _insert_audit(c: sqlite3.Connection, entry: AuditEntry) -> None:
-        changes = [
-            {"workspace": ch.workspace, "action": ch.action, "fields": list(ch.fields)}
-            for ch in entry.changes
-        ]
         c.execute(
             "INSERT INTO audit_log (at, who, operation, serial, changes) VALUES (?, ?, ?, ?, ?)",
-            (entry.at.isoformat(), entry.who, entry.operation, entry.serial, json.dumps(changes)),
+            (
+                entry.at.isoformat(),
+                entry.who,
+                entry.operation,
+                entry.serial,
+                audit_changes_json(entry),
+            ),
         )
 
     @staticmethod
-    def _load(c: sqlite3.Connection) -> _Rows:
-        return _Rows(
+    def _load(c: sqlite3.Connection) -> ConfigRows:
+        return ConfigRows(
             serial=int(c.execute("SELECT serial FROM store_serial").fetchone()[0]),
             key_id=SQLiteStore._current_key_id(c),
             workspaces=c.execute(
@@ -331,7 +246,7 @@ class SQLiteStore:
             ).fetchall(),
         )
 
-    def _apply_encoded(self, c: sqlite3.Connection, enc: _Encoded, *, managed: bool) -> None:
+    def _apply_encoded(self, c: sqlite3.Connection, enc: EncodedWrites, *, managed: bool) -> None:
         c.executemany("DELETE FROM workspaces WHERE name = ?", enc.deletes)
         c.executemany(_UPSERT_MANAGED if managed else _UPSERT_UNMANAGED, enc.workspaces)
         # Replace each upserted workspace's providers wholesale (secrets cascade).
@@ -350,26 +265,7 @@ class SQLiteStore:
         """The configuration at one serial, secrets decrypted."""
         with self._transaction("DEFERRED") as c:
             rows = self._load(c)
-        decoded = _decode(rows, self._keyring)
-        digest_key: bytes | None = None
-        if any(d.applied_digest is not None for d in decoded.values()):
-            if rows.key_id is None:
-                raise StoreError(f"the store {self._path} has digests but no master key record")
-            digest_key = self._keyring.require(rows.key_id).digest_key
-        live: dict[str, LiveWorkspace] = {}
-        for name, d in decoded.items():
-            drifted = False
-            if d.applied_digest is not None and digest_key is not None:
-                now = workspace_digest(d.workspace, digest_key)
-                drifted = not hmac.compare_digest(now, d.applied_digest)
-            live[name] = LiveWorkspace(
-                workspace=d.workspace,
-                managed=d.applied_digest is not None,
-                drifted=drifted,
-                updated_at=d.updated_at,
-                updated_by=d.updated_by,
-            )
-        return LiveState(serial=rows.serial, workspaces=live)
+        return live_state(rows, self._keyring, store=str(self._path))
 
     def serial(self) -> int:
         """The current serial."""
@@ -392,7 +288,7 @@ class SQLiteStore:
             if remaining <= 0:
                 held = self.lock_info()
                 if held is not None:
-                    raise _lock_held_error(held)
+                    raise lock_held_error(held)
                 continue  # released between our attempt and the look: try once more
             # Jitter keeps two waiters from polling in lockstep.
             time.sleep(min(remaining, 0.02 + random.random() * 0.05))  # noqa: S311
@@ -435,13 +331,9 @@ class SQLiteStore:
         self, writes: Sequence[WorkspaceWrite], *, expected_serial: int, audit: AuditEntry
     ) -> int:
         """Apply ``writes`` in one transaction and return the new serial."""
-        if audit.serial != expected_serial + 1:
-            raise ValueError(f"audit.serial must be {expected_serial + 1}, not {audit.serial}")
-        names = [w.name for w in writes]
-        if len(set(names)) != len(names):
-            raise ValueError("a workspace appears more than once in one write")
+        check_write(writes, expected_serial, audit)
         primary = self._keyring.primary
-        enc = _encode(writes, primary, at=audit.at, who=audit.who, managed=True)
+        enc = encode_writes(writes, primary, at=audit.at, who=audit.who, managed=True)
         with self._transaction() as c:
             self._check_serial(c, expected_serial)
             self._claim_key(c)  # refuses a key other than the store's, before any row changes
@@ -453,7 +345,7 @@ class SQLiteStore:
     def put_unmanaged(self, workspace: Workspace, *, updated_by: str) -> None:
         """Write a workspace as the application's settings page would (shows as drift)."""
         primary = self._keyring.primary
-        enc = _encode(
+        enc = encode_writes(
             [WorkspaceWrite.upsert(workspace)], primary, at=_now(), who=updated_by, managed=False
         )
         with self._transaction() as c:
@@ -469,19 +361,7 @@ class SQLiteStore:
                 " ORDER BY seq DESC LIMIT ?",
                 (-1 if limit is None else limit,),
             ).fetchall()
-        return [
-            AuditEntry(
-                who=who,
-                at=datetime.fromisoformat(at),
-                operation=operation,
-                serial=int(serial),
-                changes=tuple(
-                    AuditChange(ch["workspace"], ch["action"], tuple(ch["fields"]))
-                    for ch in json.loads(changes)
-                ),
-            )
-            for at, who, operation, serial, changes in rows
-        ]
+        return [audit_entry(*row) for row in rows]
 
     def rotate_master_key(self, new_key: MasterKey, *, who: str) -> int:
         """Re-encrypt every secret under ``new_key`` in one transaction; return the count."""
@@ -490,34 +370,15 @@ class SQLiteStore:
             current = rows.key_id
             if current == new_key.key_id:
                 raise MasterKeyError(f"the store already uses the key with key id {current}")
-            decoded = _decode(rows, self._keyring)
-            old = self._keyring.require(current) if current is not None else None
-            sec_updates = []
-            for ws_name, pid, field, _key_id, _nonce, _ct in rows.secrets:
-                secret = decoded[ws_name].workspace.providers[pid].secrets[field]
-                nonce, ct = new_key.encrypt(
-                    secret.reveal().encode(), secret_aad(ws_name, pid, field)
-                )
-                sec_updates.append((new_key.key_id, nonce, ct, ws_name, pid, field))
-            digest_updates = []
-            for name, d in decoded.items():
-                if d.applied_digest is None or old is None:
-                    continue
-                unchanged = hmac.compare_digest(
-                    workspace_digest(d.workspace, old.digest_key), d.applied_digest
-                )
-                new_digest = (
-                    workspace_digest(d.workspace, new_key.digest_key)
-                    if unchanged
-                    else rekey_digest(d.applied_digest, new_key.digest_key)
-                )
-                digest_updates.append((new_digest, name))
+            updates = rotation(rows, self._keyring, new_key)
             c.executemany(
                 "UPDATE provider_secrets SET key_id = ?, nonce = ?, ciphertext = ?"
                 " WHERE workspace = ? AND provider = ? AND field = ?",
-                sec_updates,
+                updates.secrets,
             )
-            c.executemany("UPDATE workspaces SET applied_digest = ? WHERE name = ?", digest_updates)
+            c.executemany(
+                "UPDATE workspaces SET applied_digest = ? WHERE name = ?", updates.digests
+            )
             stamp = _now()
             c.execute(
                 "UPDATE master_keys SET retired_at = ? WHERE retired_at IS NULL",
@@ -530,7 +391,7 @@ class SQLiteStore:
             )
             self._insert_audit(c, AuditEntry(who, stamp, "rotate-key", rows.serial))
         self._keyring = self._keyring.with_primary(new_key)
-        return len(sec_updates)
+        return len(updates.secrets)
 
     def close(self) -> None:
         """Close the connection."""

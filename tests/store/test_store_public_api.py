@@ -33,4 +33,4 @@ def test_exported_names_are_pinned() -> None:
 
 
 def test_backends_registry() -> None:
-    assert set(BACKENDS) == {"sqlite"}
+    assert set(BACKENDS) == {"sqlite", "postgresql"}

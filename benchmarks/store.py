@@ -1,0 +1,171 @@
+"""Benchmark: apply 10,000 workspaces to the SQLite store and to the PostgreSQL store.
+
+Claim (issue 7): the PostgreSQL store applies a large plan in one transaction in the
+same order of time as the embedded SQLite default, so sharing one store costs nothing
+that matters at apply time. Anchor: SQLite on the same machine; the ratio printed is
+PostgreSQL time / SQLite time (below 1: PostgreSQL is faster).
+
+Each run applies N workspaces (OpenAI, a quarter also Azure OpenAI, so ~1.25 secrets
+each) to a fresh, empty store with ``apply_plan`` (lock, one transaction, audit), then
+applies an update of every one of them (the worst case of a re-apply: all providers
+replaced, every secret re-encrypted). Encryption is included; it is the same for both.
+PostgreSQL runs in a throwaway database created for the benchmark and dropped after::
+
+    /tmp/venv/bin/python benchmarks/store.py                       # N = 10,000, 3 runs
+    /tmp/venv/bin/python benchmarks/store.py --count 1000 --runs 1
+    /tmp/venv/bin/python benchmarks/store.py --postgres postgresql://postgres@db:5432/postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from byokctl.apply import apply_plan  # noqa: E402
+from byokctl.model import ProviderConfig, Secret, Workspace  # noqa: E402
+from byokctl.store import MasterKey, open_store  # noqa: E402
+
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass(frozen=True)
+class _Field:
+    path: str
+
+
+@dataclass(frozen=True)
+class _Change:
+    """The shape apply reads from a plan change."""
+
+    name: str
+    action: str
+    after: Workspace | None
+    fields: tuple[_Field, ...] = (_Field("providers"),)
+
+
+def _workspaces(count: int, model: str) -> list[Workspace]:
+    out = []
+    for i in range(count):
+        providers = {
+            "openai": ProviderConfig(
+                "openai", model, secrets={"api_key": Secret("sk-bench-" + secrets.token_hex(20))}
+            )
+        }
+        if i % 4 == 0:
+            providers["azure_openai"] = ProviderConfig(
+                "azure_openai",
+                "gpt-4o",
+                settings={
+                    "endpoint": f"https://tenant{i}.openai.azure.com",
+                    "api_version": "2024-06-01",
+                    "deployment": "gpt4o-prod",
+                },
+                secrets={"api_key": Secret(secrets.token_hex(16))},
+            )
+        out.append(
+            Workspace(
+                name=f"tenant-{i:05d}",
+                notify=(f"ops{i}@tenant.example",),
+                enabled="openai",
+                providers=providers,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds for the initial apply (create all) and the re-apply (update all)."""
+
+    create: float
+    update: float
+
+
+def _run_once(url: str, count: int) -> Timing:
+    key = MasterKey.generate()
+    first = [_Change(w.name, "create", w) for w in _workspaces(count, "gpt-4o")]
+    second = [_Change(w.name, "update", w) for w in _workspaces(count, "gpt-4.1")]
+    with open_store(url, master_key=key) as store:
+        started = time.perf_counter()
+        apply_plan(store, first, holder="bench", lock_timeout=0, expected_serial=0)
+        created = time.perf_counter()
+        apply_plan(store, second, holder="bench", lock_timeout=0, expected_serial=1)
+        updated = time.perf_counter()
+        assert len(store.read_state().workspaces) == count
+    return Timing(created - started, updated - created)
+
+
+@contextmanager
+def _sqlite_location() -> Iterator[Callable[[], str]]:
+    with tempfile.TemporaryDirectory(prefix="byok-bench-") as tmp:
+        n = iter(range(1_000_000))
+        yield lambda: f"sqlite:///{tmp}/run{next(n)}/state.db"
+
+
+@contextmanager
+def _postgres_location(admin_url: str) -> Iterator[Callable[[], str]]:
+    import psycopg  # only this half of the benchmark needs it
+
+    name = f"byok_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"'.encode())
+    database = f"{admin_url.partition('?')[0].rsplit('/', 1)[0]}/{name}"
+    n = iter(range(1_000_000))
+
+    def fresh() -> str:
+        schema = f"run{next(n)}"
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"'.encode())
+        return f"{database}?options=-csearch_path%3D{schema}"
+
+    try:
+        yield fresh
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+def _measure(label: str, fresh: Callable[[], str], count: int, runs: int) -> Timing:
+    timings = [_run_once(fresh(), count) for _ in range(runs)]
+    median = Timing(
+        statistics.median(t.create for t in timings), statistics.median(t.update for t in timings)
+    )
+    print(
+        f"{label:<11} create {count:,}: {median.create:6.2f} s ({count / median.create:8,.0f}/s)"
+        f"   update all: {median.update:6.2f} s ({count / median.update:8,.0f}/s)"
+    )
+    return median
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print both backends' times and the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=10_000, help="workspaces per apply")
+    parser.add_argument("--runs", type=int, default=3, help="runs per backend (median)")
+    parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="maintenance DB URL")
+    args = parser.parse_args(argv)
+    print(f"apply {args.count:,} workspaces in one transaction, median of {args.runs} run(s)")
+    with _sqlite_location() as fresh:
+        lite = _measure("SQLite", fresh, args.count, args.runs)
+    with _postgres_location(args.postgres) as fresh:
+        pg = _measure("PostgreSQL", fresh, args.count, args.runs)
+    print(
+        f"ratio PostgreSQL/SQLite: create {pg.create / lite.create:.2f}x, "
+        f"update {pg.update / lite.update:.2f}x"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""The runtime half of the store: provider health, failure episodes, notifications, credits.
+
+What only runtime knows lives beside the configuration, in the same database, behind its
+own small interface (:class:`RuntimeStore`) so that plans, drift and the configuration
+contract never see it. Every method is one transaction on any backend; the decisions
+that several processes must agree on are made *inside* that transaction:
+
+- :meth:`RuntimeStore.record_failure` moves a provider's health (ok → open breaker, or
+  → sticky) and opens at most one episode per workspace and provider (a unique index
+  on open episodes is the arbiter);
+- :meth:`RuntimeStore.claim_probe` grants the one half-open probe after a cooldown;
+- :meth:`RuntimeStore.claim_notification` decides which process sends an episode's
+  e-mail (a lease, so a crashed sender's episode is picked up again).
+
+Every write that changes where a workspace's traffic goes bumps the *runtime version*;
+resolvers poll :meth:`RuntimeStore.versions` (the configuration serial and that
+version, one cheap read) and reload only when either moved. A PostgreSQL backend can
+keep the same contract and add ``NOTIFY`` on each bump for lower latency.
+
+Times are POSIX seconds (``float``) at this interface so that callers can inject a
+clock; backends store them in their native timestamp type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+#: A provider's health for one credential fingerprint. ``ok`` may still count recent
+#: transient failures; ``open`` is a tripped breaker (``open_until`` then the probe);
+#: ``sticky`` stays until the credentials change.
+HealthStatus = Literal["ok", "open", "sticky"]
+
+#: How credit usage can be grouped in time.
+Period = Literal["day", "month"]
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """When transient failures trip the breaker, and for how long.
+
+    ``threshold`` failures within ``window`` seconds (a fixed window that starts at the
+    first failure) open the breaker for ``cooldown`` seconds (longer if the provider's
+    Retry-After says so); then one probe is let through, and if it neither succeeds nor
+    fails within ``probe_timeout`` seconds another probe may go.
+    """
+
+    threshold: int = 5
+    window: float = 60.0
+    cooldown: float = 30.0
+    probe_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.threshold < 1:
+            raise ValueError("the breaker threshold must be at least 1")
+        if min(self.window, self.cooldown, self.probe_timeout) <= 0:
+            raise ValueError("breaker window, cooldown and probe timeout must be positive")
+
+
+@dataclass(frozen=True)
+class HealthRecord:
+    """A provider's runtime health in one workspace, for one credential fingerprint."""
+
+    workspace: str
+    provider: str
+    fingerprint: str
+    status: HealthStatus
+    #: The last failure's outcome (``invalid_key``, ``outage`` …); ``None`` if none.
+    outcome: str | None
+    failures: int
+    window_started: float | None
+    open_until: float | None
+    probe_until: float | None
+    #: When the current status began.
+    since: float
+    episode_id: int | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A classified failure to record (never the provider's raw text: ``detail`` is sanitized)."""
+
+    workspace: str
+    provider: str
+    fingerprint: str
+    outcome: str
+    sticky: bool
+    detail: str
+    retry_after: float | None = None
+    #: True when this was the breaker's half-open probe: only a probe's failure
+    #: re-opens the breaker (requests already in flight when it opened do not).
+    probe: bool = False
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    """What a health write did.
+
+    ``changed`` is true when the route changed (and the runtime version was bumped);
+    ``episode_opened`` is the id of an episode this call opened, if any.
+    """
+
+    health: HealthRecord | None
+    changed: bool
+    episode_opened: int | None = None
+
+
+@dataclass(frozen=True)
+class ProbeGrant:
+    """The answer to a probe claim: granted, or when to ask again."""
+
+    granted: bool
+    retry_at: float
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One failure episode: from the failure that moved traffic to Neo until it ended."""
+
+    id: int
+    workspace: str
+    provider: str
+    fingerprint: str
+    outcome: str
+    sticky: bool
+    detail: str
+    opened_at: float
+    closed_at: float | None
+    close_reason: str | None
+    notified_at: float | None
+    notify_attempts: int
+    notify_error: str | None
+
+
+@dataclass(frozen=True)
+class CreditEntry:
+    """Aggregated ledger entry: ``actions`` actions costing ``credits`` in total, at ``at``.
+
+    Both may be negative: a BYOK action that failed and was served by Neo is refunded.
+    """
+
+    workspace: str
+    feature: str
+    route: str
+    actions: int
+    credits: int
+    at: float
+
+
+@dataclass(frozen=True)
+class CreditUsage:
+    """A sum over the ledger: per workspace, feature and route (and period, if grouped)."""
+
+    workspace: str
+    feature: str
+    route: str
+    actions: int
+    credits: int
+    #: ``YYYY-MM-DD`` or ``YYYY-MM`` when grouped by period, else ``None``.
+    period: str | None = None
+
+
+class RuntimeStore(Protocol):
+    """Runtime state shared by every resolver process (see the module docstring)."""
+
+    @property
+    def url(self) -> str:
+        """The store's URL, without credentials."""
+        ...
+
+    def fingerprint_key(self) -> bytes:
+        """The store-wide random key credential fingerprints are computed with."""
+        ...
+
+    def versions(self) -> tuple[int, int]:
+        """``(configuration serial, runtime version)`` in one cheap read."""
+        ...
+
+    def health(self) -> list[HealthRecord]:
+        """Every health record."""
+        ...
+
+    def record_failure(
+        self, failure: Failure, *, now: float, policy: BreakerPolicy
+    ) -> HealthChange:
+        """Count a failure; trip the breaker or go sticky; open at most one episode.
+
+        A record for another fingerprint is replaced (its episode closed as
+        ``credentials_changed``). A sticky failure while a transient episode is open
+        closes that one (``escalated``) and opens a sticky one.
+        """
+        ...
+
+    def record_success(
+        self, workspace: str, provider: str, fingerprint: str, *, now: float
+    ) -> HealthChange:
+        """A success for this fingerprint closes an open breaker and its episode (``recovered``).
+
+        A sticky record is left alone: only new credentials clear it.
+        """
+        ...
+
+    def claim_probe(
+        self, workspace: str, provider: str, fingerprint: str, *, now: float, lease: float
+    ) -> ProbeGrant:
+        """Grant the one probe of an open breaker whose cooldown has passed (compare-and-set)."""
+        ...
+
+    def reset(
+        self, workspace: str, provider: str, *, fingerprint: str | None, reason: str, now: float
+    ) -> bool:
+        """Forget the health record (only if it has ``fingerprint``, when given); close its episode.
+
+        Returns whether anything changed. Used when credentials change, a provider is
+        removed, or an operator clears a failure.
+        """
+        ...
+
+    def episodes(self, *, workspace: str | None = None, open_only: bool = True) -> list[Episode]:
+        """Episodes, newest first."""
+        ...
+
+    def pending_notifications(self, *, now: float) -> list[Episode]:
+        """Open episodes whose e-mail is not sent yet and may be attempted now."""
+        ...
+
+    def claim_notification(self, episode_id: int, *, now: float, lease: float) -> bool:
+        """Become this episode's one e-mail sender for ``lease`` seconds (compare-and-set)."""
+        ...
+
+    def record_notification(
+        self, episode_id: int, recipients: Sequence[str], *, now: float
+    ) -> None:
+        """Record that the e-mail went out (to each recipient)."""
+        ...
+
+    def record_notification_failure(
+        self, episode_id: int, error: str, *, now: float, retry_at: float
+    ) -> None:
+        """Release the claim after a failed send; another attempt may start at ``retry_at``."""
+        ...
+
+    def append_credits(self, entries: Sequence[CreditEntry]) -> None:
+        """Append ledger entries in one transaction."""
+        ...
+
+    def credit_usage(
+        self,
+        *,
+        workspace: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        period: Period | None = None,
+    ) -> list[CreditUsage]:
+        """Sum the ledger per workspace, feature and route (and period), ``since <= at < until``."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...

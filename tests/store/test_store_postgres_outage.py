@@ -1,0 +1,197 @@
+"""The server stopped and restarted under apply load, on a throwaway cluster.
+
+The shared server is never stopped: this module starts its own cluster with ``initdb``
+and ``pg_ctl`` on a free port in a temporary directory (as the ``postgres`` OS user when
+run as root, since PostgreSQL refuses to run as root) and always stops and deletes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from byokctl.apply import apply_plan
+from byokctl.errors import StalePlanError, StoreError
+from byokctl.store import MasterKey, Store, open_store
+from tests.store.conftest import postgres_unavailable
+from tests.store.storetest_helpers import changes_between, generation
+
+SIZE = 30  # workspaces per generation
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    """A throwaway PostgreSQL cluster: its data directory, port and control commands."""
+
+    base: Path
+    port: int
+    pg_ctl: str
+
+    @property
+    def url(self) -> str:
+        """A store URL on this cluster (trust auth, short connect timeout)."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres?connect_timeout=2"
+
+    def _run(self, *args: str) -> None:
+        user = "postgres" if os.geteuid() == 0 else None
+        subprocess.run(
+            [self.pg_ctl, "-D", str(self.base / "data"), *args],
+            check=True,
+            capture_output=True,
+            user=user,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = (
+            f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1"
+            # Only the processes are killed here, never the machine: no fsync needed.
+            " -c fsync=off -c max_connections=40"
+        )
+        self._run("-l", str(self.base / "server.log"), "-w", "-t", "30", "-o", options, "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server (``immediate``: like a crash, every session cut at once)."""
+        self._run("-m", mode, "-w", "stop")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """A fresh cluster for this module, stopped and deleted afterwards."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        postgres_unavailable("initdb and pg_ctl are not on PATH")
+    assert initdb is not None and pg_ctl is not None
+    base = Path(tempfile.mkdtemp(prefix="byok-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    node = Cluster(base, _free_port(), pg_ctl)
+    try:
+        subprocess.run(
+            [initdb, "-D", str(base / "data"), "-A", "trust", "-U", "postgres", "--no-sync"],
+            check=True,
+            capture_output=True,
+            user="postgres" if os.geteuid() == 0 else None,
+            timeout=120,
+        )
+        node.start()
+    except (OSError, subprocess.SubprocessError) as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        postgres_unavailable(f"cannot start a throwaway cluster: {exc}")
+    try:
+        yield node
+    finally:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            node.stop()  # fails only if already stopped
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass
+class _Load:
+    """What one applying thread saw."""
+
+    ok: list[tuple[float, int]]
+    failed: list[tuple[float, str]]
+    unexpected: list[str]
+
+
+def _apply_loop(store: Store, name: str, stop: threading.Event, load: _Load) -> None:
+    while not stop.is_set():
+        try:
+            serial = store.serial()
+            apply_plan(
+                store,
+                changes_between(generation(serial, SIZE), generation(serial + 1, SIZE)),
+                holder=name,
+                lock_timeout=10,
+                expected_serial=serial,
+            )
+            load.ok.append((time.monotonic(), serial + 1))
+        except StalePlanError:
+            continue  # the other thread applied first
+        except StoreError as exc:
+            load.failed.append((time.monotonic(), str(exc)))
+            time.sleep(0.05)
+        except BaseException as exc:  # the test asserts there are none
+            load.unexpected.append(repr(exc))
+            return
+
+
+def test_restart_under_apply_load(cluster: Cluster) -> None:
+    key = MasterKey.generate()
+    open_store(cluster.url, master_key=key).close()
+    stores = [open_store(cluster.url, master_key=key) for _ in range(2)]
+    loads = [_Load([], [], []) for _ in stores]
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=_apply_loop, args=(s, f"loader-{i}", stop, load))
+        for i, (s, load) in enumerate(zip(stores, loads, strict=True))
+    ]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not all(load.ok for load in loads):
+            time.sleep(0.05)  # both loaders applied at least once before the outage
+        time.sleep(0.2)
+        down_at = time.monotonic()
+        cluster.stop()
+        time.sleep(1.5)
+        # While the server is down, a fresh open fails cleanly too.
+        with pytest.raises(StoreError, match=f"cannot reach .* at 127.0.0.1:{cluster.port}"):
+            open_store(cluster.url, master_key=key)
+        cluster.start()
+        up_at = time.monotonic()
+        deadline = up_at + 20
+        while time.monotonic() < deadline and not all(
+            any(t > up_at for t, _ in load.ok) for load in loads
+        ):
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        for s in stores:
+            s.close()
+
+    for load in loads:
+        assert load.unexpected == []  # only StoreErrors: no psycopg exception escaped
+        assert any(t < down_at for t, _ in load.ok)
+        assert any(t > up_at for t, _ in load.ok), "the store did not recover"
+        for _, message in load.failed:
+            assert "\n" not in message
+            assert f"127.0.0.1:{cluster.port}" in message, message
+    failures = [t for load in loads for t, _ in load.failed]
+    assert any(down_at <= t <= up_at for t in failures)  # applies failed while it was down
+    recovery = min(t for load in loads for t, _ in load.ok if t > up_at) - up_at
+    assert recovery < 10, recovery
+    print(f"failed while down: {len(failures)}; recovered {recovery:.2f} s after restart")
+    print("one failure:", loads[0].failed[0][1] if loads[0].failed else "-")
+
+    # Nothing half-written: the state is exactly one generation, the audit log complete,
+    # and the lock (possibly a stale row from a cut session) is free at once.
+    with open_store(cluster.url, master_key=key) as s, s.lock("check", "apply", timeout=2):
+        state = s.read_state()
+        assert {n: lw.workspace for n, lw in state.workspaces.items()} == generation(
+            state.serial, SIZE
+        )
+        assert not any(lw.drifted for lw in state.workspaces.values())
+        assert [e.serial for e in s.audit_log()] == list(range(state.serial, 0, -1))
