@@ -1,0 +1,176 @@
+"""``byokctl resolve NAME``, ``byokctl status``, ``byokctl credits [NAME]``: the runtime, read.
+
+Each opens the store and a :class:`~byokctl.resolver.Resolver` without background
+threads or e-mail (a command only looks). ``resolve`` shows where the next action would
+go without charging it: it reads the routing table, not the ledger. Credentials never
+appear in any output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
+
+from byokctl.commands._common import open_live_store, store_url
+from byokctl.errors import ByokError
+from byokctl.resolver import FEATURES, Resolver
+from byokctl.store.runtime import open_runtime_store
+
+Format = Literal["text", "json"]
+
+
+@contextmanager
+def _resolver(store: str | None, *, err: TextIO) -> Iterator[Resolver]:
+    url = store_url(store)
+    live = open_live_store(url, err=err)
+    try:
+        runtime = open_runtime_store(url)
+    except BaseException:
+        live.close()
+        raise
+    resolver = Resolver(live, runtime, refresh_interval=None, owns_stores=True, smtp=None)
+    try:
+        yield resolver
+    finally:
+        resolver.close()
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
+def resolve(
+    name: str, *, feature: str, store: str | None, fmt: Format, out: TextIO, err: TextIO
+) -> int:
+    """Where the next ``feature`` action of workspace ``name`` goes, and why."""
+    with _resolver(store, err=err) as resolver:
+        try:
+            route = resolver.peek(name, feature)
+        except ValueError as exc:
+            raise ByokError(str(exc), hint=f"--feature is one of: {', '.join(FEATURES)}") from None
+    feature = route.feature
+    doc = {
+        "workspace": name,
+        "feature": feature,
+        "provider": route.provider,
+        "model": route.model,
+        "base_url": route.base_url,
+        "reason": route.reason,
+        "cost": route.cost,
+    }
+    if fmt == "json":
+        print(json.dumps(doc, indent=2), file=out)
+        return 0
+    unit = "credit" if route.cost == 1 else "credits"
+    print(f"{name} {feature}: {route.provider} {route.model} ({route.cost} {unit})", file=out)
+    print(f"  reason:   {route.reason}", file=out)
+    print(f"  base url: {route.base_url or '-'}", file=out)
+    return 0
+
+
+def status(*, store: str | None, fmt: Format, out: TextIO, err: TextIO) -> int:
+    """Every workspace: its route, the reason, since when, and its open failure episodes."""
+    with _resolver(store, err=err) as resolver:
+        rows = resolver.status()
+    if fmt == "json":
+        doc: dict[str, Any] = {
+            "workspaces": [
+                {
+                    "name": s.workspace,
+                    "enabled": s.enabled,
+                    "route": s.provider,
+                    "model": s.model,
+                    "reason": s.reason,
+                    "since": _iso(s.since),
+                    "open_episodes": [
+                        {
+                            "id": e.id,
+                            "provider": e.provider,
+                            "outcome": e.outcome,
+                            "sticky": e.sticky,
+                            "opened_at": _iso(e.opened_at),
+                            "notified_at": None if e.notified_at is None else _iso(e.notified_at),
+                            "detail": e.detail,
+                        }
+                        for e in s.episodes
+                    ],
+                }
+                for s in rows
+            ]
+        }
+        print(json.dumps(doc, indent=2), file=out)
+        return 0
+    if not rows:
+        print("no workspaces in the store", file=out)
+        return 0
+    for s in rows:
+        print(
+            f"{s.workspace:<32} {s.provider:<13} {s.reason:<36} since {_iso(s.since)}",
+            file=out,
+        )
+        for e in s.episodes:
+            mailed = "e-mailed" if e.notified_at is not None else "e-mail pending"
+            print(
+                f"  episode {e.id}: {e.provider} {e.outcome} since {_iso(e.opened_at)} ({mailed})",
+                file=out,
+            )
+    return 0
+
+
+def _parse_since(since: str | None) -> float | None:
+    if since is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(since)
+    except ValueError:
+        raise ByokError(
+            f"--since {since!r} is not a date", hint="use YYYY-MM-DD or an ISO 8601 time"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def credits(
+    name: str | None, *, since: str | None, store: str | None, fmt: Format, out: TextIO, err: TextIO
+) -> int:
+    """Credit usage from the ledger, per workspace, feature and route (``--since`` a date)."""
+    start = _parse_since(since)
+    url = store_url(store)
+    open_live_store(url, err=err).close()  # runs pending migrations; checks the master key
+    runtime = open_runtime_store(url)
+    try:
+        usage = runtime.credit_usage(workspace=name, since=start)
+    finally:
+        runtime.close()
+    if fmt == "json":
+        doc = {
+            "since": since,
+            "usage": [
+                {
+                    "workspace": u.workspace,
+                    "feature": u.feature,
+                    "route": u.route,
+                    "actions": u.actions,
+                    "credits": u.credits,
+                }
+                for u in usage
+            ],
+            "total_credits": sum(u.credits for u in usage),
+        }
+        print(json.dumps(doc, indent=2), file=out)
+        return 0
+    if not usage:
+        print("no credit usage recorded" + (f" since {since}" if since else ""), file=out)
+        return 0
+    for u in usage:
+        print(
+            f"{u.workspace:<32} {u.feature:<11} {u.route:<13} "
+            f"{u.actions:>8} actions {u.credits:>9} credits",
+            file=out,
+        )
+    print(f"total: {sum(u.credits for u in usage)} credits", file=out)
+    return 0

@@ -1,0 +1,625 @@
+"""The :class:`Resolver`: routes from a cached table, outcomes to the store, e-mails, credits.
+
+Threads: the application's threads call :meth:`Resolver.resolve` and
+:meth:`Resolver.report`; one background thread polls the store's versions every
+``refresh_interval`` (reloading the table when they moved) and flushes the credit
+buffer; one more thread, only when SMTP is configured, sends failure e-mails so that a
+slow mail server never delays an AI action.
+
+The table is replaced, never mutated: a reader sees the old table or the new one.
+Health changes this process causes are patched into its table at once; changes made
+elsewhere arrive with the next poll, so every resolver agrees within
+``refresh_interval`` seconds (plus one store read).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from byokctl.errors import StoreError
+from byokctl.model import NEO, LiveState
+from byokctl.store import MasterKey, Store, load_master_key, open_store
+from byokctl.store.runtime import (
+    BreakerPolicy,
+    CreditUsage,
+    Episode,
+    Failure,
+    HealthChange,
+    HealthRecord,
+    Period,
+    RuntimeStore,
+    open_runtime_store,
+)
+
+from . import _notify
+from ._ledger import CreditBuffer
+from ._route import (
+    BYOK,
+    DEFAULT_NEO_COSTS,
+    FEATURES,
+    PROVIDER_FAILED,
+    UNKNOWN_WORKSPACE,
+    ProviderResponse,
+    Route,
+    canonical_feature,
+)
+from ._table import (
+    Entry,
+    HealthKey,
+    Neo,
+    all_fingerprints,
+    build_table,
+    neo_route,
+    workspace_entries,
+)
+
+if TYPE_CHECKING:
+    from byokctl.verify.classify import Classification, Outcome
+
+_log = logging.getLogger("byokctl.resolver")
+T = TypeVar("T")
+
+#: How long one process may hold an episode's e-mail before another may try it.
+NOTIFY_LEASE_S = 60.0
+#: First retry of a failed e-mail after this many seconds, doubling up to the cap.
+NOTIFY_RETRY_S = 30.0
+NOTIFY_RETRY_CAP_S = 3600.0
+#: The e-mail thread looks for episodes opened by other processes this often.
+NOTIFY_POLL_S = 5.0
+
+
+@dataclass(frozen=True)
+class WorkspaceStatus:
+    """Where one workspace's AI traffic goes now, why, since when, and its open episodes."""
+
+    workspace: str
+    enabled: str | None
+    provider: str
+    model: str
+    reason: str
+    since: float
+    episodes: tuple[Episode, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    state: LiveState
+    version: int
+    fingerprints: Mapping[HealthKey, str]
+    health: Mapping[HealthKey, HealthRecord]
+
+
+def _classify(provider: str, outcome: object) -> Classification:
+    # Imported on first use: importing the verify package pulls httpx (and with it the
+    # CLI's click and rich), which an application that only resolves never needs.
+    from byokctl.verify.classify import (  # noqa: PLC0415
+        Classification,
+        Outcome,
+        classify_exception,
+        classify_response,
+        meaning,
+    )
+
+    if isinstance(outcome, Classification):
+        return outcome
+    if isinstance(outcome, ProviderResponse):
+        return classify_response(provider, outcome.status, outcome.headers, outcome.body)
+    if isinstance(outcome, BaseException):
+        return classify_exception(provider, outcome)
+    if isinstance(outcome, str):
+        value = Outcome(outcome)
+        return Classification(value, meaning(value))
+    raise TypeError(f"cannot report {type(outcome).__name__}; see Resolver.report")
+
+
+class Resolver:
+    """Decides, for every AI action, whether the workspace's provider or Neo serves it.
+
+    Use :meth:`from_url` (or pass stores you opened), then :meth:`resolve` per action and
+    :meth:`report` per outcome, or :meth:`run_with_fallback` for both in one call;
+    :meth:`close` at exit flushes the credit buffer. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        runtime: RuntimeStore,
+        *,
+        smtp: _notify.SmtpConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        refresh_interval: float | None = 1.0,
+        flush_interval: float = 1.0,
+        breaker: BreakerPolicy | None = None,
+        neo_costs: Mapping[str, int] | None = None,
+        neo_model: str = NEO,
+        neo_base_url: str | None = None,
+        env: Mapping[str, str] | None = None,
+        owns_stores: bool = False,
+    ) -> None:
+        """Load the table from the stores; start the background threads.
+
+        ``refresh_interval=None`` starts no threads: call :meth:`refresh`, :meth:`flush`
+        and :meth:`deliver_notifications` yourself (tests, one-shot commands).
+        ``smtp=None`` reads ``BYOK_SMTP_URL``/``BYOK_SMTP_FROM`` from ``env``; without an
+        SMTP URL no e-mail is sent by this process (episodes wait for one that can).
+        """
+        env = os.environ if env is None else env
+        costs = {**DEFAULT_NEO_COSTS, **(neo_costs or {})}
+        for feature in costs:
+            canonical_feature(feature)
+        self._store = store
+        self._runtime = runtime
+        self._owns_stores = owns_stores
+        self._clock = clock
+        self._env = dict(env)
+        self._smtp = smtp if smtp is not None else _notify.SmtpConfig.from_env(env)
+        self._breaker = breaker or BreakerPolicy()
+        self._neo = Neo(costs, neo_model, neo_base_url)
+        self._fp_key = runtime.fingerprint_key()
+        self.refresh_interval = refresh_interval
+        self._ledger = CreditBuffer(runtime, clock)
+        self._charge = self._ledger.append
+        self._install_lock = threading.Lock()
+        self._table: dict[str, dict[str, Entry]] = {}
+        self._snap: _Snapshot | None = None
+        self._stop = threading.Event()
+        self._wake_notifier = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self.refresh()
+        if refresh_interval is not None:
+            tick = min(refresh_interval, flush_interval)
+            self._start(self._background, "byokctl-resolver-refresh", tick)
+            if self._smtp is not None:
+                self._start(self._notifier, "byokctl-resolver-notify", NOTIFY_POLL_S)
+
+    @classmethod
+    def from_url(
+        cls,
+        store_url: str,
+        *,
+        master_key: MasterKey | None = None,
+        extra_keys: Iterable[MasterKey] = (),
+        smtp: _notify.SmtpConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        refresh_interval: float | None = 1.0,
+        flush_interval: float = 1.0,
+        breaker: BreakerPolicy | None = None,
+        neo_costs: Mapping[str, int] | None = None,
+        neo_model: str = NEO,
+        neo_base_url: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Resolver:
+        """Open the store at ``store_url`` (``sqlite:///…``, later ``postgresql://…``).
+
+        ``master_key`` defaults to ``BYOK_MASTER_KEY``/``BYOK_MASTER_KEY_FILE`` from
+        ``env``. The resolver owns the stores it opens and closes them in :meth:`close`.
+        """
+        env = os.environ if env is None else env
+        if master_key is None:
+            master_key = load_master_key(env, store_url=store_url, byok_dir=Path(".byok")).key
+        store = open_store(store_url, master_key=master_key, extra_keys=extra_keys)
+        try:
+            runtime = open_runtime_store(store_url)
+        except BaseException:
+            store.close()
+            raise
+        try:
+            return cls(
+                store,
+                runtime,
+                smtp=smtp,
+                clock=clock,
+                refresh_interval=refresh_interval,
+                flush_interval=flush_interval,
+                breaker=breaker,
+                neo_costs=neo_costs,
+                neo_model=neo_model,
+                neo_base_url=neo_base_url,
+                env=env,
+                owns_stores=True,
+            )
+        except BaseException:
+            runtime.close()
+            store.close()
+            raise
+
+    # -- the hot path ---------------------------------------------------------------
+
+    def resolve(self, workspace: str, feature: str) -> Route:
+        """The route for one AI action of ``workspace``; its cost goes to the ledger.
+
+        ``feature`` is ``assist``, ``summarize`` or ``auto_reply`` (``auto-reply`` too);
+        another is a :class:`ValueError`. Never raises for store trouble: a store that
+        cannot be reached leaves the last known routes in place.
+        """
+        try:
+            entry = self._table[workspace][feature]
+        except KeyError:
+            return self._resolve_miss(workspace, feature)
+        if entry.breaker is not None:
+            return self._resolve_open(entry)
+        self._charge(entry.charge)
+        return entry.route
+
+    def peek(self, workspace: str, feature: str) -> Route:
+        """The route the next action would take, without charging it or claiming a probe."""
+        name = canonical_feature(feature)
+        entry = self._table.get(workspace, {}).get(name)
+        if entry is None:
+            return neo_route(workspace, name, UNKNOWN_WORKSPACE, self._neo)
+        return entry.route
+
+    def _resolve_miss(self, workspace: str, feature: str) -> Route:
+        name = canonical_feature(feature)  # ValueError for an unknown feature
+        entries = self._table.get(workspace)
+        if entries is not None:
+            return self.resolve(workspace, name)
+        route = neo_route(workspace, name, UNKNOWN_WORKSPACE, self._neo)
+        self._charge((workspace, name, NEO, route.cost, 1))
+        return route
+
+    def _resolve_open(self, entry: Entry) -> Route:
+        breaker = entry.breaker
+        assert breaker is not None
+        now = self._clock()
+        if now < breaker.retry_at or not breaker.lock.acquire(blocking=False):
+            self._charge(entry.charge)
+            return entry.route
+        try:
+            # The cooldown is over: one process in the whole fleet gets the probe.
+            grant = self._runtime.claim_probe(
+                breaker.workspace,
+                breaker.provider,
+                breaker.fingerprint,
+                now=now,
+                lease=self._breaker.probe_timeout,
+            )
+        except StoreError as exc:
+            _log.warning("resolver: cannot claim a probe for %s: %s", breaker.workspace, exc)
+            breaker.retry_at = now + 1.0
+            self._charge(entry.charge)
+            return entry.route
+        finally:
+            breaker.lock.release()
+        # A refusal with no later time means our view is stale: wait for the refresh.
+        breaker.retry_at = max(grant.retry_at, now + (self.refresh_interval or 1.0))
+        if not grant.granted:
+            self._charge(entry.charge)
+            return entry.route
+        probe = breaker.probe_routes[entry.route.feature]
+        self._charge((probe.workspace, probe.feature, probe.provider, probe.cost, 1))
+        return probe
+
+    # -- outcomes -------------------------------------------------------------------
+
+    def report(
+        self,
+        route: Route,
+        outcome: Classification | Outcome | str | ProviderResponse | BaseException,
+    ) -> Classification | None:
+        """Report how the request on ``route`` went; return its classification if it failed.
+
+        ``outcome`` is ``"ok"`` / ``Outcome.OK`` for success, a
+        :class:`~byokctl.verify.classify.Classification` or ``Outcome``, a
+        :class:`ProviderResponse` (status, body, headers: classified by body), or the
+        exception the request raised (httpx or the official SDKs). A failure on a
+        provider route refunds its charge (use :meth:`fallback` for the Neo route) and
+        updates the shared health: sticky failures route the workspace to Neo until
+        its credentials change; transient ones count toward the circuit breaker.
+        Never raises for store trouble (it is logged).
+        """
+        if route.provider == NEO or route.fingerprint is None:
+            return None
+        if outcome == "ok" or (
+            isinstance(outcome, ProviderResponse) and 200 <= outcome.status < 300
+        ):
+            self._report_success(route)
+            return None
+        c = _classify(route.provider, outcome)
+        if c.outcome == "ok":
+            self._report_success(route)
+            return None
+        self._charge((route.workspace, route.feature, route.provider, -route.cost, -1))
+        key = (route.workspace, route.provider)
+        snap = self._snap
+        known = snap.health.get(key) if snap is not None else None
+        if known is not None and known.fingerprint == route.fingerprint:
+            if known.status == "sticky":
+                return c  # already routed to Neo everywhere: nothing new to record
+            if known.status == "open" and c.transient and not route.probe:
+                return c  # in flight when the breaker opened; it must not extend the cooldown
+        failure = Failure(
+            workspace=route.workspace,
+            provider=route.provider,
+            fingerprint=route.fingerprint,
+            outcome=str(c.outcome),
+            sticky=c.sticky,
+            detail=c.detail,
+            retry_after=c.retry_after,
+            probe=route.probe,
+        )
+        try:
+            change = self._runtime.record_failure(failure, now=self._clock(), policy=self._breaker)
+        except StoreError as exc:
+            _log.warning("resolver: cannot record a failure of %s: %s", route.workspace, exc)
+            return c
+        self._patch(route, change)
+        if change.episode_opened is not None:
+            _log.warning(
+                "resolver: %s on %s failed (%s); Neo takes over",
+                route.workspace,
+                route.provider,
+                c.outcome,
+            )
+            self._wake_notifier.set()
+        return c
+
+    def _report_success(self, route: Route) -> None:
+        snap = self._snap
+        known = snap.health.get((route.workspace, route.provider)) if snap else None
+        if not route.probe and (known is None or known.status != "open"):
+            return  # the common case: nothing to write
+        try:
+            change = self._runtime.record_success(
+                route.workspace, route.provider, route.fingerprint or "", now=self._clock()
+            )
+        except StoreError as exc:
+            _log.warning("resolver: cannot record a recovery of %s: %s", route.workspace, exc)
+            return
+        self._patch(route, change)
+
+    def fallback(self, route: Route, failure: Classification | None = None) -> Route:
+        """The Neo route for the action that just failed on ``route`` (charged at Neo's cost)."""
+        outcome = str(failure.outcome) if failure is not None else "unexpected"
+        neo = neo_route(route.workspace, route.feature, f"{PROVIDER_FAILED}:{outcome}", self._neo)
+        self._charge((neo.workspace, neo.feature, NEO, neo.cost, 1))
+        return neo
+
+    def run_with_fallback(self, workspace: str, feature: str, action: Callable[[Route], T]) -> T:
+        """Run ``action`` on the workspace's route; if it raises there, report it and run it on Neo.
+
+        ``action`` receives the route (provider, model, base URL, credentials) and makes
+        the request, raising on failure as httpx (``raise_for_status``) and the official
+        SDKs do. The user never sees a provider's failure; a failure on Neo propagates.
+        """
+        route = self.resolve(workspace, feature)
+        if route.is_neo:
+            return action(route)
+        try:
+            result = action(route)
+        except Exception as exc:
+            failure = self.report(route, exc)
+            return action(self.fallback(route, failure))
+        self.report(route, "ok")
+        return result
+
+    # -- keeping the table current ----------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Reload from the store if its serial or runtime version moved; return whether it did."""
+        serial, version = self._runtime.versions()
+        snap = self._snap
+        if snap is not None and snap.state.serial == serial and snap.version == version:
+            return False
+        fingerprints: Mapping[HealthKey, str]
+        if snap is None or snap.state.serial != serial:
+            state = self._store.read_state()
+            fingerprints = all_fingerprints(state, self._fp_key)
+        else:
+            state, fingerprints = snap.state, snap.fingerprints
+        health = {(h.workspace, h.provider): h for h in self._runtime.health()}
+        new = _Snapshot(state, version, fingerprints, health)
+        table = build_table(state, fingerprints, health, self._neo, self._env)
+        with self._install_lock:
+            self._snap, self._table = new, table
+        self._reconcile(new)
+        return True
+
+    def _reconcile(self, snap: _Snapshot) -> None:
+        """Close episodes whose credentials changed or whose provider is gone."""
+        now = self._clock()
+        for (name, provider), h in snap.health.items():
+            current = snap.fingerprints.get((name, provider))
+            if current == h.fingerprint:
+                continue
+            reason = "provider_removed" if current is None else "credentials_changed"
+            try:
+                self._runtime.reset(
+                    name, provider, fingerprint=h.fingerprint, reason=reason, now=now
+                )
+            except StoreError as exc:
+                _log.warning("resolver: cannot close the episode of %s: %s", name, exc)
+
+    def _patch(self, route: Route, change: HealthChange) -> None:
+        """Apply a health change this process made, without waiting for the next poll."""
+        if not change.changed:
+            return
+        with self._install_lock:
+            snap = self._snap
+            if snap is None:
+                return
+            health = dict(snap.health)
+            key = (route.workspace, route.provider)
+            if change.health is None:
+                health.pop(key, None)
+            else:
+                health[key] = change.health
+            live = snap.state.workspaces.get(route.workspace)
+            table = dict(self._table)
+            if live is not None:
+                table[route.workspace] = workspace_entries(
+                    live.workspace, snap.fingerprints, health, self._neo, self._env
+                )
+            self._snap = replace(snap, health=health)
+            self._table = table
+
+    # -- e-mails -------------------------------------------------------------------
+
+    def deliver_notifications(self) -> int:
+        """Send the e-mail of every open episode still owed one; return how many went out.
+
+        Safe to call from many processes at once: the store grants each episode to one.
+        """
+        if self._smtp is None:
+            return 0
+        sent = 0
+        now = self._clock()
+        for episode in self._runtime.pending_notifications(now=now):
+            if not self._runtime.claim_notification(episode.id, now=now, lease=NOTIFY_LEASE_S):
+                continue
+            snap = self._snap
+            live = snap.state.workspaces.get(episode.workspace) if snap else None
+            recipients = tuple(live.workspace.notify) if live else ()
+            if not recipients:
+                self._runtime.record_notification(episode.id, (), now=now)
+                continue
+            cfg = live.workspace.providers.get(episode.provider) if live else None
+            message = _notify.compose(
+                episode,
+                model=cfg.model if cfg else None,
+                sender=self._smtp.sender,
+                recipients=recipients,
+            )
+            try:
+                _notify.send(self._smtp, message, recipients)
+            except (OSError, smtplib.SMTPException) as exc:
+                delay = min(
+                    NOTIFY_RETRY_S * 2 ** max(episode.notify_attempts, 0), NOTIFY_RETRY_CAP_S
+                )
+                self._runtime.record_notification_failure(
+                    episode.id, f"{type(exc).__name__}: {exc}", now=now, retry_at=now + delay
+                )
+                _log.warning(
+                    "resolver: the failure e-mail for %s could not be sent (%s); retrying in %d s",
+                    episode.workspace,
+                    type(exc).__name__,
+                    delay,
+                )
+                continue
+            self._runtime.record_notification(episode.id, recipients, now=self._clock())
+            sent += 1
+        return sent
+
+    # -- reading --------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write buffered credit charges to the ledger now; return how many."""
+        return self._ledger.flush()
+
+    def status(self) -> list[WorkspaceStatus]:
+        """Every workspace in the store: its route now, why, since when, open episodes."""
+        snap = self._snap
+        if snap is None:
+            return []
+        episodes: dict[str, list[Episode]] = {}
+        for ep in self._runtime.episodes(open_only=True):
+            episodes.setdefault(ep.workspace, []).append(ep)
+        out = []
+        for name, live in snap.state.workspaces.items():
+            route = self._table[name][FEATURES[0]].route
+            since = live.updated_at.timestamp()
+            if route.reason != BYOK and route.provider == NEO and live.workspace.enabled:
+                h = snap.health.get((name, live.workspace.enabled))
+                since = h.since if h is not None else since
+            out.append(
+                WorkspaceStatus(
+                    workspace=name,
+                    enabled=live.workspace.enabled,
+                    provider=route.provider,
+                    model=route.model,
+                    reason=route.reason,
+                    since=since,
+                    episodes=tuple(episodes.get(name, ())),
+                )
+            )
+        return out
+
+    def credit_usage(
+        self,
+        *,
+        workspace: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        period: Period | None = None,
+    ) -> list[CreditUsage]:
+        """Sum the ledger per workspace, feature and route (and ``day``/``month``)."""
+        return self._runtime.credit_usage(
+            workspace=workspace, since=since, until=until, period=period
+        )
+
+    def clear(self, workspace: str) -> bool:
+        """Forget the failure state of the workspace's providers (an operator's override)."""
+        changed = False
+        snap = self._snap
+        for name, provider in list(snap.health if snap else ()):
+            if name == workspace:
+                changed |= self._runtime.reset(
+                    name, provider, fingerprint=None, reason="cleared", now=self._clock()
+                )
+        self.refresh()
+        return changed
+
+    # -- threads and closing ---------------------------------------------------------
+
+    def _start(self, target: Callable[[float], None], name: str, interval: float) -> None:
+        thread = threading.Thread(target=target, args=(interval,), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _background(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.refresh()
+            except Exception:  # a store blip must not kill the thread
+                _log.exception("resolver: refresh failed; keeping the last known routes")
+            try:
+                self.flush()
+            except Exception:
+                _log.exception("resolver: credit flush failed")
+
+    def _notifier(self, interval: float) -> None:
+        while not self._stop.is_set():
+            self._wake_notifier.wait(interval)
+            self._wake_notifier.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.deliver_notifications()
+            except Exception:
+                _log.exception("resolver: sending failure e-mails failed")
+
+    def close(self) -> None:
+        """Stop the threads, flush the credit buffer, try owed e-mails once, close owned stores."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._wake_notifier.set()
+        for thread in self._threads:
+            thread.join()
+        try:
+            self.flush()
+            self.deliver_notifications()
+        except Exception:
+            _log.exception("resolver: closing: could not flush credits or send e-mails")
+        if self._owns_stores:
+            self._runtime.close()
+            self._store.close()
+
+    def __enter__(self) -> Resolver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Resolver({self._runtime.url!r})"

@@ -1,0 +1,235 @@
+"""The routing table: live configuration + runtime health → a route per workspace and feature.
+
+Pure: no I/O, no clock. The resolver rebuilds the table when the store's serial or
+runtime version moves and swaps it in with one assignment, so a resolve is a dict
+lookup. The only state a lookup can find that depends on time is an open breaker: its
+entry carries a :class:`Breaker` the resolver consults (and may ask the store about) when
+the cooldown is over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from byokctl.catalog import PROVIDERS
+from byokctl.model import NEO, LiveState, ProviderConfig, Workspace
+from byokctl.store.runtime import HealthRecord
+
+from ._route import (
+    BYOK,
+    BYOK_COST,
+    CIRCUIT_OPEN,
+    CIRCUIT_PROBE,
+    FEATURE_ALIASES,
+    FEATURES,
+    MISSING_CREDENTIALS,
+    NO_PROVIDER_ENABLED,
+    PROVIDER_FAILED,
+    Route,
+)
+
+#: A ledger charge: ``(workspace, feature, route, credits, actions)``.
+Charge = tuple[str, str, str, int, int]
+HealthKey = tuple[str, str]
+
+#: ``BYOK_SANDBOX_URL`` + this path is each provider's base URL on the loopback sandbox.
+SANDBOX_ENV: Final = "BYOK_SANDBOX_URL"
+_SANDBOX_PREFIX: Final = {
+    "openai": "/openai/v1",
+    "anthropic": "/anthropic",
+    "gemini": "/gemini/v1beta",
+    "azure_openai": "/azure",
+    "xai": "/xai/v1",
+    "deepseek": "/deepseek",
+}
+
+
+@dataclass(frozen=True)
+class Neo:
+    """How Neo is described in routes, and what it costs per feature."""
+
+    costs: Mapping[str, int]
+    model: str = NEO
+    base_url: str | None = None
+
+
+class Breaker:
+    """An open breaker as one resolver sees it (mutable: ``retry_at`` moves on each claim)."""
+
+    __slots__ = ("fingerprint", "lock", "probe_routes", "provider", "retry_at", "workspace")
+
+    def __init__(
+        self,
+        workspace: str,
+        provider: str,
+        fingerprint: str,
+        retry_at: float,
+        probe_routes: Mapping[str, Route],
+    ) -> None:
+        self.workspace = workspace
+        self.provider = provider
+        self.fingerprint = fingerprint
+        #: Before this time the route is Neo without asking anyone.
+        self.retry_at = retry_at
+        self.probe_routes = probe_routes
+        #: Held (never waited for) by the one thread of this process asking for the probe.
+        self.lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One (workspace, feature) cell: the route, its ledger charge, and a breaker if open."""
+
+    route: Route
+    charge: Charge
+    breaker: Breaker | None = None
+
+
+def fingerprint(config: ProviderConfig, key: bytes) -> str:
+    """A keyed fingerprint of everything that identifies a provider's credentials.
+
+    Model, settings (Azure endpoint, deployment, API version) and secrets: a sticky
+    failure ends when any of them changes through apply, because each can be its cause
+    (a revoked key, a deleted deployment, a retired model).
+    """
+    doc = {
+        "provider": config.provider,
+        "model": config.model,
+        "settings": dict(config.settings),
+        "secrets": {f: s.fingerprint(key) for f, s in config.secrets.items()},
+    }
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()[:32]
+
+
+def base_url(config: ProviderConfig, env: Mapping[str, str]) -> str | None:
+    """``BYOK_<P>_BASE_URL``, else ``BYOK_SANDBOX_URL`` + prefix, else the default or endpoint."""
+    spec = PROVIDERS.get(config.provider)
+    if spec is None:
+        return None
+    override = env.get(spec.base_url_env, "").strip()
+    if override:
+        return override.rstrip("/")
+    sandbox = env.get(SANDBOX_ENV, "").strip()
+    if sandbox and config.provider in _SANDBOX_PREFIX:
+        return sandbox.rstrip("/") + _SANDBOX_PREFIX[config.provider]
+    if spec.default_base_url is not None:
+        return spec.default_base_url
+    return config.settings.get("endpoint", "").strip().rstrip("/") or None
+
+
+def neo_route(workspace: str, feature: str, reason: str, neo: Neo) -> Route:
+    """The Neo route for one action."""
+    return Route(workspace, feature, NEO, neo.model, neo.base_url, reason, neo.costs[feature])
+
+
+def _neo_entry(workspace: str, feature: str, reason: str, neo: Neo) -> Entry:
+    route = neo_route(workspace, feature, reason, neo)
+    return Entry(route, (workspace, feature, NEO, route.cost, 1))
+
+
+def _byok_route(
+    ws: Workspace, cfg: ProviderConfig, feature: str, fp: str, *, url: str | None, reason: str
+) -> Route:
+    return Route(
+        workspace=ws.name,
+        feature=feature,
+        provider=cfg.provider,
+        model=cfg.model,
+        base_url=url,
+        reason=reason,
+        cost=BYOK_COST,
+        settings=cfg.settings,
+        credentials=cfg.secrets,
+        fingerprint=fp,
+        probe=reason.startswith(CIRCUIT_PROBE),
+    )
+
+
+def workspace_entries(
+    ws: Workspace,
+    fingerprints: Mapping[HealthKey, str],
+    health: Mapping[HealthKey, HealthRecord],
+    neo: Neo,
+    env: Mapping[str, str],
+) -> dict[str, Entry]:
+    """Every feature's entry for one workspace (aliases included)."""
+    entries: dict[str, Entry] = {}
+    cfg = ws.enabled_provider
+    for feature in FEATURES:
+        if cfg is None:
+            entries[feature] = _neo_entry(ws.name, feature, NO_PROVIDER_ENABLED, neo)
+            continue
+        if "api_key" not in cfg.secrets:
+            entries[feature] = _neo_entry(ws.name, feature, MISSING_CREDENTIALS, neo)
+            continue
+        fp = fingerprints[(ws.name, cfg.provider)]
+        url = base_url(cfg, env)
+        h = health.get((ws.name, cfg.provider))
+        if h is not None and h.fingerprint != fp:
+            h = None  # recorded for credentials the workspace no longer has
+        if h is None or h.status == "ok":
+            route = _byok_route(ws, cfg, feature, fp, url=url, reason=BYOK)
+            entries[feature] = Entry(route, (ws.name, feature, cfg.provider, BYOK_COST, 1))
+        elif h.status == "sticky":
+            reason = f"{PROVIDER_FAILED}:{h.outcome}"
+            entries[feature] = _neo_entry(ws.name, feature, reason, neo)
+        else:
+            entries[feature] = _neo_entry(ws.name, feature, f"{CIRCUIT_OPEN}:{h.outcome}", neo)
+    if cfg is not None and (h_open := _open(ws, cfg, fingerprints, health)) is not None:
+        fp = fingerprints[(ws.name, cfg.provider)]
+        url = base_url(cfg, env)
+        probes = {
+            f: _byok_route(ws, cfg, f, fp, url=url, reason=f"{CIRCUIT_PROBE}:{h_open.outcome}")
+            for f in FEATURES
+        }
+        retry_at = max(h_open.open_until or 0.0, h_open.probe_until or 0.0)
+        breaker = Breaker(ws.name, cfg.provider, fp, retry_at, probes)
+        for f in FEATURES:
+            entries[f] = Entry(entries[f].route, entries[f].charge, breaker)
+    for alias, feature in FEATURE_ALIASES.items():
+        entries[alias] = entries[feature]
+    return entries
+
+
+def _open(
+    ws: Workspace,
+    cfg: ProviderConfig,
+    fingerprints: Mapping[HealthKey, str],
+    health: Mapping[HealthKey, HealthRecord],
+) -> HealthRecord | None:
+    if "api_key" not in cfg.secrets:
+        return None
+    h = health.get((ws.name, cfg.provider))
+    if h is None or h.status != "open" or h.fingerprint != fingerprints[(ws.name, cfg.provider)]:
+        return None
+    return h
+
+
+def all_fingerprints(state: LiveState, key: bytes) -> dict[HealthKey, str]:
+    """The fingerprint of every configured provider of every workspace."""
+    return {
+        (name, pid): fingerprint(cfg, key)
+        for name, live in state.workspaces.items()
+        for pid, cfg in live.workspace.providers.items()
+    }
+
+
+def build_table(
+    state: LiveState,
+    fingerprints: Mapping[HealthKey, str],
+    health: Mapping[HealthKey, HealthRecord],
+    neo: Neo,
+    env: Mapping[str, str],
+) -> dict[str, dict[str, Entry]]:
+    """The whole routing table: ``table[workspace][feature] -> Entry``."""
+    return {
+        name: workspace_entries(live.workspace, fingerprints, health, neo, env)
+        for name, live in state.workspaces.items()
+    }

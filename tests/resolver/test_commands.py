@@ -1,0 +1,73 @@
+"""The command functions behind ``byokctl resolve``, ``status`` and ``credits``."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from byokctl.commands import resolve as cmd
+from byokctl.errors import ByokError
+from byokctl.resolver import ProviderResponse, Resolver
+from byokctl.store import MasterKey, Store
+from tests.resolver.helpers import CANARY, put, workspace
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch, master_key: MasterKey, store_url: str) -> None:
+    monkeypatch.setenv("BYOK_MASTER_KEY", master_key.to_base64())
+    monkeypatch.setenv("BYOK_STORE", store_url)
+
+
+def _run(fn: object, *args: object, **kw: object) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = fn(*args, store=None, out=out, err=err, **kw)  # type: ignore[operator]
+    text = out.getvalue() + err.getvalue()
+    assert CANARY not in text
+    return code, out.getvalue()
+
+
+def test_resolve_shows_route_and_reason_without_credentials(store: Store) -> None:
+    put(store, workspace("acme", "openai"), workspace("plain", None))
+    code, out = _run(cmd.resolve, "acme", feature="auto-reply", fmt="json")
+    assert code == 0
+    assert json.loads(out) == {
+        "workspace": "acme", "feature": "auto_reply", "provider": "openai", "model": "gpt-4o",
+        "base_url": "https://api.openai.com/v1", "reason": "byok", "cost": 1,
+    }  # fmt: skip
+    code, out = _run(cmd.resolve, "plain", feature="summarize", fmt="text")
+    assert "neo" in out and "no_provider_enabled" in out and "2 credits" in out
+    with pytest.raises(ByokError, match="unknown AI feature"):
+        _run(cmd.resolve, "acme", feature="poetry", fmt="text")
+
+
+def test_status_lists_routes_reasons_and_open_episodes(
+    store: Store, store_url: str, master_key: MasterKey
+) -> None:
+    put(store, workspace("acme", "openai"), workspace("plain", None))
+    with Resolver.from_url(store_url, master_key=master_key, refresh_interval=None, env={}) as r:
+        r.report(r.resolve("acme", "assist"), ProviderResponse(401, b"{}"))
+    code, out = _run(cmd.status, fmt="json")
+    doc = {w["name"]: w for w in json.loads(out)["workspaces"]}
+    assert doc["acme"]["route"] == "neo" and doc["acme"]["reason"] == "provider_failed:invalid_key"
+    assert [e["outcome"] for e in doc["acme"]["open_episodes"]] == ["invalid_key"]
+    assert doc["plain"]["reason"] == "no_provider_enabled" and doc["plain"]["open_episodes"] == []
+    code, out = _run(cmd.status, fmt="text")
+    assert code == 0 and "provider_failed:invalid_key" in out and "e-mail pending" in out
+
+
+def test_credits_sums_the_ledger(store: Store, store_url: str, master_key: MasterKey) -> None:
+    put(store, workspace("acme", "openai"), workspace("plain", None))
+    with Resolver.from_url(store_url, master_key=master_key, refresh_interval=None, env={}) as r:
+        for _ in range(3):
+            r.resolve("acme", "assist")
+        r.resolve("plain", "assist")
+    _, out = _run(cmd.credits, None, since="2000-01-01", fmt="json")
+    assert json.loads(out)["total_credits"] == 6
+    _, out = _run(cmd.credits, "acme", since=None, fmt="text")
+    assert "total: 3 credits" in out
+    _, out = _run(cmd.credits, None, since="2999-01-01", fmt="text")
+    assert "no credit usage recorded" in out
+    with pytest.raises(ByokError, match="not a date"):
+        _run(cmd.credits, None, since="yesterday", fmt="text")
