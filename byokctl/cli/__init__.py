@@ -14,6 +14,7 @@ from typing import Literal
 import click
 
 from byokctl import __version__
+from byokctl.catalog import PROVIDERS
 from byokctl.cli.boundary import guarded
 
 FORMAT_TEXT_JSON = click.Choice(["text", "json"])
@@ -57,6 +58,13 @@ no_verify_option = click.option(
     is_flag=True,
     help="Do not check credentials with the providers.",
 )
+parallelism_option = click.option(
+    "--parallelism",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="How many provider checks run at once.",
+)
 
 
 @cli.command()
@@ -80,6 +88,7 @@ no_verify_option = click.option(
     help="Limit the plan to this workspace (repeatable).",
 )
 @no_verify_option
+@parallelism_option
 def plan(
     paths: tuple[str, ...],
     store: str | None,
@@ -88,6 +97,7 @@ def plan(
     detailed_exitcode: bool,
     targets: tuple[str, ...],
     no_verify: bool,
+    parallelism: int,
 ) -> int:
     """Show what apply would change: files (decrypted) against the live store."""
     from byokctl.commands.plan import plan as run  # noqa: PLC0415
@@ -102,6 +112,7 @@ def plan(
         verify=not no_verify,
         out=sys.stdout,
         err=sys.stderr,
+        parallelism=parallelism,
     )
 
 
@@ -118,12 +129,14 @@ def plan(
     help="Wait this long for a held lock.",
 )
 @no_verify_option
+@parallelism_option
 def apply(
     args: tuple[str, ...],
     store: str | None,
     auto_approve: bool,
     lock_timeout: float,
     no_verify: bool,
+    parallelism: int,
 ) -> int:
     """Apply a saved plan, or plan and apply the files under PATHs."""
     from byokctl.commands._common import stdin_is_terminal  # noqa: PLC0415
@@ -141,6 +154,7 @@ def apply(
         out=sys.stdout,
         err=sys.stderr,
         confirm=ask if stdin_is_terminal() else None,
+        parallelism=parallelism,
     )
 
 
@@ -235,6 +249,19 @@ def rotate_key(store: str | None, new_key_file: Path | None) -> int:
 
 
 @cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("provider", type=click.Choice(list(PROVIDERS)))
+@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
+def models(file: Path, provider: str, fmt: str) -> int:
+    """List the models a workspace file's key for PROVIDER can use (asks the provider)."""
+    from byokctl.commands.models import models as run  # noqa: PLC0415
+
+    return run(
+        file, provider, fmt="json" if fmt == "json" else "text", out=sys.stdout, err=sys.stderr
+    )
+
+
+@cli.command()
 @click.option("--port", type=int, default=8089, show_default=True, help="0 picks a free port.")
 @click.option(
     "--latency",
@@ -260,6 +287,56 @@ def sandbox(port: int, latency: float, slow_seconds: float) -> int:
     from byokctl.commands.sandbox import sandbox as run  # noqa: PLC0415
 
     return run(port=port, latency=latency, slow_seconds=slow_seconds, out=sys.stdout)
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--feature", default="assist", show_default=True, help="assist, summarize or auto_reply."
+)
+@store_option
+@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
+def resolve(name: str, feature: str, store: str | None, fmt: str) -> int:
+    """Where workspace NAME's next AI action goes (its provider, or Neo), and why."""
+    from byokctl.commands.resolve import resolve as run  # noqa: PLC0415
+
+    return run(
+        name,
+        feature=feature,
+        store=store,
+        fmt="json" if fmt == "json" else "text",
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+
+
+@cli.command()
+@store_option
+@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
+def status(store: str | None, fmt: str) -> int:
+    """Every workspace: route, reason, since when, open failure episodes."""
+    from byokctl.commands.resolve import status as run  # noqa: PLC0415
+
+    return run(store=store, fmt="json" if fmt == "json" else "text", out=sys.stdout, err=sys.stderr)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--since", metavar="DATE", help="Only usage from this date on (YYYY-MM-DD).")
+@store_option
+@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
+def credits(name: str | None, since: str | None, store: str | None, fmt: str) -> int:
+    """Credit usage from the ledger, per workspace, feature and route."""
+    from byokctl.commands.resolve import credits as run  # noqa: PLC0415
+
+    return run(
+        name,
+        since=since,
+        store=store,
+        fmt="json" if fmt == "json" else "text",
+        out=sys.stdout,
+        err=sys.stderr,
+    )
 
 
 def _plan_format(fmt: str) -> Literal["text", "json", "markdown"]:
