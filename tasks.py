@@ -44,7 +44,11 @@ def setup() -> None:
 
 
 def demo() -> None:
-    """Validate, plan and apply the example GitOps repo into the local SQLite store."""
+    """The whole job on the examples: validate, verified plan and apply, state, resolve.
+
+    The providers are played by ``byokctl sandbox`` on a loopback port (the examples' keys
+    are fake); the store is the embedded SQLite default in ``.byok/``.
+    """
     setup()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPS_AGE", "BYOK_"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -54,9 +58,34 @@ def demo() -> None:
     run(byokctl, "validate", workspaces, env=env)
     # plan and apply decrypt with the example's demo age key (never use it for real).
     env["SOPS_AGE_KEY_FILE"] = str(ROOT / "examples/gitops/age/demo-key.txt")
-    run(byokctl, "plan", "--no-verify", workspaces, env=env)
-    run(byokctl, "apply", "--no-verify", "--auto-approve", workspaces, env=env)
-    run(byokctl, "state", "list", env=env)
+    say("byokctl sandbox --port 0   (stands in for the six providers' APIs)")
+    sandbox = subprocess.Popen(
+        [str(byokctl), "sandbox", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert sandbox.stdout is not None
+        first = ""
+        for _ in range(5):  # a comment line, then: export BYOK_SANDBOX_URL=http://127.0.0.1:PORT
+            first = sandbox.stdout.readline().strip()
+            if first.startswith("export BYOK_SANDBOX_URL="):
+                break
+        else:
+            raise SystemExit(f"the sandbox did not start: {first!r}")
+        env["BYOK_SANDBOX_URL"] = first.split("=", 1)[1]
+        print(f"    {first}", flush=True)
+        run(byokctl, "plan", workspaces, env=env)
+        run(byokctl, "apply", "--auto-approve", workspaces, env=env)
+        run(byokctl, "state", "list", env=env)
+        run(byokctl, "resolve", "acme-support", "--feature", "assist", env=env)
+        run(byokctl, "resolve", "umbrella-care", "--feature", "summarize", env=env)
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=10)
 
 
 def test() -> None:
