@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -19,6 +20,13 @@ from pathlib import Path
 from byokctl import __version__
 from byokctl.errors import EXIT_CRASH, EXIT_INTERRUPTED, ByokError
 from byokctl.model import redact
+
+_URL_CREDENTIALS = re.compile(r"(://[^/@\s]*?:)[^/@\s]*@")
+
+
+def _scrub(text: str) -> str:
+    """Secrets this process has seen, and passwords in URLs (store URLs), masked."""
+    return _URL_CREDENTIALS.sub(r"\1***@", redact(text))
 
 
 def crash_dir() -> Path:
@@ -32,9 +40,9 @@ def guarded(run: Callable[[], int]) -> int:
     try:
         return run()
     except ByokError as exc:
-        print(f"byokctl: error: {redact(exc.message)}", file=sys.stderr)
+        print(f"byokctl: error: {_scrub(exc.message)}", file=sys.stderr)
         if exc.hint:
-            print(f"  hint: {redact(exc.hint)}", file=sys.stderr)
+            print(f"  hint: {_scrub(exc.hint)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("byokctl: interrupted", file=sys.stderr)
@@ -58,6 +66,8 @@ def write_crash_log(exc: BaseException) -> Path | None:
         f"time: {datetime.now(UTC).isoformat()}\n"
         f"argv: {' '.join(sys.argv[1:])}\n\n{text}"
     )
+    # Store URLs in argv or messages may carry a database password.
+    report = _scrub(report)
     try:
         directory = crash_dir()
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -65,7 +75,7 @@ def write_crash_log(exc: BaseException) -> Path | None:
         path = directory / f"crash-{stamp}-{os.getpid()}.log"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(redact(report))
+            f.write(report)
     except OSError:
         return None
     return path

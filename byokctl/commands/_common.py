@@ -12,10 +12,18 @@ from typing import TextIO
 
 from byokctl.config.discover import DEFAULT_PATH
 from byokctl.config.loader import load_desired
-from byokctl.errors import ConfigError
-from byokctl.model import DesiredState
+from byokctl.errors import ConfigError, StoreError
+from byokctl.model import DesiredState, LiveState
 from byokctl.plan import Plan, diff
-from byokctl.store import DEFAULT_STORE_URL, Store, load_master_key, open_store
+from byokctl.store import (
+    DEFAULT_STORE_URL,
+    Store,
+    check_store_url,
+    load_master_key,
+    open_store,
+    safe_url,
+    store_exists,
+)
 
 STORE_ENV = "BYOK_STORE"
 #: Where the local default store and its auto-created master key live.
@@ -27,8 +35,18 @@ def store_url(given: str | None, env: Mapping[str, str] = os.environ) -> str:
     return given or env.get(STORE_ENV) or DEFAULT_STORE_URL
 
 
-def open_live_store(url: str, *, err: TextIO) -> Store:
-    """Open the store at ``url`` with the operator's master key (created for the local default)."""
+def open_live_store(url: str, *, err: TextIO, create: bool = False) -> Store:
+    """Open the store at ``url`` with the operator's master key (created for the local default).
+
+    Only a command that writes configuration (``apply``) may ``create`` a store: a
+    read that finds none is an error, so a mistyped path does not look like an empty store.
+    """
+    check_store_url(url)  # a typo in the URL is reported as such, before any key question
+    if not create and not store_exists(url):
+        raise StoreError(
+            f"no store at {safe_url(url)}",
+            hint="check --store / BYOK_STORE; `byokctl apply` creates the store",
+        )
     loaded = load_master_key(os.environ, store_url=url, byok_dir=LOCAL_DIR)
     if loaded.created:
         print(
@@ -56,11 +74,14 @@ def read_desired(paths: Sequence[str], *, err: TextIO) -> DesiredState:
 
 
 def make_plan(
-    paths: Sequence[str], store: Store, *, targets: Sequence[str] | None, err: TextIO
+    paths: Sequence[str], store: Store | None, *, targets: Sequence[str] | None, err: TextIO
 ) -> Plan:
-    """Files + live store → plan, stamped with the PATH arguments it was made from."""
+    """Files + live store → plan, stamped with the PATH arguments it was made from.
+
+    ``store`` is ``None`` when no store exists yet: the plan is against an empty state.
+    """
     desired = read_desired(paths, err=err)
-    live = store.read_state()
+    live = store.read_state() if store is not None else LiveState(serial=0, workspaces={})
     if targets:
         known = set(desired.workspaces) | set(live.workspaces)
         for name in targets:

@@ -34,9 +34,10 @@ def _writes(plan: Plan) -> list[_Write]:
     for c in plan.changes:
         if not c.is_change:
             continue
-        # Adopting an unmanaged workspace with no configuration change still writes it,
-        # so that the store records it as managed from now on.
-        action = "update" if c.adopt and c.action == "no-op" else str(c.action)
+        # Adopting an unmanaged workspace, or clearing drift that already matches the
+        # files, changes no field but still writes the workspace, so that the store records
+        # it as managed (with a fresh drift digest) from now on.
+        action = "update" if c.action == "no-op" else str(c.action)
         out.append(_Write(c.name, action, c.after, c.fields))
     return out
 
@@ -66,7 +67,7 @@ def apply(
     saved plan (reviewed already) may proceed. With ``verify``, apply refuses to leave a
     workspace enabled on a provider whose credentials fail verification.
     """
-    with open_live_store(store_url(store), err=err) as live_store:
+    with open_live_store(store_url(store), err=err, create=True) as live_store:
         if _is_plan_file(args):
             saved_path = Path(args[0])
             saved = planfile.read_plan(saved_path)

@@ -8,6 +8,7 @@ plan`` shows each imported workspace as adopted with no other change.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,9 @@ from byokctl.commands._common import open_live_store, store_url
 from byokctl.errors import ByokError, StoreError
 from byokctl.model import Workspace
 from byokctl.sops import encrypt_to_bytes
+
+#: The schema's slug rule for metadata.name.
+SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 HEADER = "# Imported from the live store by `byokctl import`; api_key values are SOPS-encrypted.\n"
 
@@ -61,6 +65,15 @@ def import_workspaces(
         if not chosen:
             print("Nothing to import: every live workspace is managed already.", file=out)
             return 0
+    bad = [ws.name for ws in chosen if not SLUG.fullmatch(ws.name)]
+    if bad:
+        # A name written outside byokctl (by the settings page) becomes a file name here:
+        # it must not be able to point outside --out-dir.
+        raise ByokError(
+            f"cannot import {', '.join(map(repr, bad))}: not a valid workspace name "
+            "(lower-case letters, digits and '-')",
+            hint="rename the workspace in the application first",
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     targets = {ws.name: out_dir / f"{ws.name}.yaml" for ws in chosen}
     existing = [str(p) for p in targets.values() if p.exists()]

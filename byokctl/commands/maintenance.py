@@ -16,6 +16,7 @@ from byokctl.store import (
     MasterKey,
     load_master_key,
     open_store,
+    read_master_key_file,
     save_master_key,
 )
 
@@ -45,9 +46,7 @@ def rotate_key(*, store: str | None, new_key_file: Path | None, out: TextIO, err
     local_file = LOCAL_DIR / MASTER_KEY_FILE_NAME
     replace_local = False
     if new_key_file is not None:
-        new_key = MasterKey.from_base64(
-            new_key_file.read_text(encoding="ascii"), source=str(new_key_file)
-        )
+        new_key = read_master_key_file(new_key_file)
     elif Path(current.source) == local_file:
         pending = local_file.with_name(local_file.name + ".next")
         if pending.exists():

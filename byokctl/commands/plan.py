@@ -9,6 +9,7 @@ from typing import Literal, TextIO
 from byokctl.commands._common import make_plan, open_live_store, store_url, use_color
 from byokctl.plan import Plan, planfile
 from byokctl.render import render_json, render_markdown, render_text
+from byokctl.store import safe_url, store_exists
 from byokctl.verify import verify_plan
 
 PlanFormat = Literal["text", "json", "markdown"]
@@ -43,8 +44,17 @@ def plan(
     Exit 0, or with ``detailed_exitcode`` 0 for no changes and 2 for changes (1 is an
     error, raised as an exception and turned into 1 by the error boundary).
     """
-    with open_live_store(store_url(store), err=err) as live_store:
-        result = make_plan(paths, live_store, targets=targets, err=err)
+    url = store_url(store)
+    if store_exists(url):
+        with open_live_store(url, err=err) as live_store:
+            result = make_plan(paths, live_store, targets=targets, err=err)
+    else:
+        print(
+            f"byokctl: no store at {safe_url(url)} yet: planning against an empty state "
+            "(apply creates it)",
+            file=err,
+        )
+        result = make_plan(paths, None, targets=targets, err=err)
     if verify:
         result = verify_plan(result, parallelism=parallelism, err=err)
     if out_file is not None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from byokctl.catalog import PROVIDERS, SECRET_FIELDS
 from byokctl.config import rules, schema
 from byokctl.config.diagnostics import Diagnostic, Severity, error
-from byokctl.config.discover import Candidate, discover
+from byokctl.config.discover import DEFAULT_PATH, Candidate, discover
 from byokctl.config.yamlsource import YamlDocument, YamlProblem, parse
 from byokctl.errors import SopsError
 from byokctl.model import DesiredState, ProviderConfig, Secret, SourceFile, Workspace
@@ -67,6 +67,19 @@ class Validation:
 def validate_paths(paths: Sequence[str]) -> Validation:
     """Find, parse and check every workspace file under ``paths``. Never raises for bad input."""
     candidates, diagnostics = discover(paths)
+    if not candidates and not diagnostics:
+        # An empty checkout must never plan as "delete every workspace".
+        shown = ", ".join(paths) or DEFAULT_PATH
+        diagnostics.append(
+            error(
+                shown,
+                1,
+                1,
+                "no-workspace-files",
+                "no workspace files (*.yaml, *.yml) found",
+                "check the path; hidden files and folders are skipped",
+            )
+        )
     files = [check_file(c) for c in candidates]
     _check_unique_names(files)
     for f in files:
@@ -211,7 +224,7 @@ def load_desired(paths: Sequence[str], *, identities: Identities | None = None) 
                 message = exc.message.removeprefix(f"{f.candidate.real}: ")
                 diagnostics.append(error(display, 1, 1, _sops_rule(exc), message, exc.hint))
                 continue
-            if any(p[-1] not in SECRET_FIELDS for p in rules.encrypted_paths(value)):
+            if not all(rules.is_secret_path(p) for p in rules.encrypted_paths(value)):
                 # Values that were encrypted could not be checked before; check them now.
                 recheck = YamlDocument(
                     _with_placeholders(data, value), f.document.value_marks, f.document.key_marks

@@ -25,6 +25,11 @@ def has_sops_metadata(document: Mapping[str, Any]) -> bool:
     return isinstance(meta, Mapping) and "mac" in meta and "lastmodified" in meta
 
 
+def is_secret_path(path: Path) -> bool:
+    """Whether ``path`` is a secret field or inside one."""
+    return any(part in SECRET_FIELDS for part in path)
+
+
 def encrypted_paths(value: Any, path: Path = ()) -> Iterator[Path]:
     """Paths of every encrypted value, the ``sops`` metadata excluded."""
     if isinstance(value, Mapping):
@@ -89,7 +94,14 @@ def check(
     else:
         for path in secrets:
             value = _get(document, path)
-            if not is_encrypted(value):
+            if isinstance(value, Mapping | list):
+                yield SchemaFinding(
+                    path,
+                    "secret-not-a-string",
+                    f"{'.'.join(map(str, path))} must be a single string (the API key)",
+                    "write the key as one string value, then encrypt the file",
+                )
+            elif not is_encrypted(value):
                 yield SchemaFinding(
                     path,
                     "secret-not-encrypted",
@@ -130,7 +142,7 @@ def check(
                 "add the workspace admins' addresses to metadata.notify",
             )
 
-    hidden = [p for p in encrypted_paths(document) if p[-1] not in SECRET_FIELDS]
+    hidden = [p for p in encrypted_paths(document) if not is_secret_path(p)]
     if hidden:
         shown = ", ".join(".".join(map(str, p)) for p in hidden[:3])
         more = f" and {len(hidden) - 3} more" if len(hidden) > 3 else ""

@@ -157,8 +157,12 @@ class Change:
 
     @property
     def is_change(self) -> bool:
-        """Whether apply has anything to do for this workspace (including an adoption)."""
-        return self.action is not Action.NOOP or self.adopt
+        """Whether apply has anything to do for this workspace.
+
+        Besides creates, updates and deletes: an adoption, and drift that already matches
+        the files (apply records the workspace as managed again, so the drift clears).
+        """
+        return self.action is not Action.NOOP or self.adopt or self.drift
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,13 @@ def loads(text: str, *, origin: str = "plan") -> Plan:
 def write_plan(path: Path, plan: Plan) -> None:
     """Save ``plan`` to ``path`` atomically (a reader never sees half a plan)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path())
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path())
+    except OSError as exc:
+        raise ByokError(
+            f"cannot write the plan file {path}: {exc.strerror}",
+            hint="check that its directory exists and is writable",
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(dumps(plan))
@@ -131,6 +137,11 @@ def read_plan(path: Path) -> Plan:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ByokError(f"cannot read plan file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ByokError(
+            f"{path} is not a byokctl plan: not UTF-8 text",
+            hint="pass a file written by `byokctl plan --out FILE`",
+        ) from None
     return loads(text, origin=str(path))
 
 
@@ -251,7 +262,12 @@ def _view_document(view: WorkspaceView | None) -> Document | None:
 
 
 def _plan_from_document(doc: Document) -> Plan:
+    for name in ("changes", "sources", "unmanaged", "paths"):
+        if not isinstance(doc.get(name, []), list):
+            raise TypeError(f"{name!r} must be a list")
     targets = doc["targets"]
+    if targets is not None and not isinstance(targets, list):
+        raise TypeError("'targets' must be a list or null")
     return Plan(
         changes=tuple(_change_from_document(c) for c in doc["changes"]),
         serial=int(doc["serial"]),

@@ -43,7 +43,9 @@ def summary_line(plan: Plan) -> str:
 def heading(change: Change) -> str:
     """``acme will be created`` and the like, for the line above a workspace's fields."""
     if change.action is Action.NOOP:
-        return f"{change.name} will be adopted, with no configuration change"
+        if change.adopt:
+            return f"{change.name} will be adopted, with no configuration change"
+        return f"{change.name} will be recorded as managed again, with no configuration change"
     verb = {
         Action.CREATE: "created",
         Action.UPDATE: "updated in place",

@@ -14,9 +14,17 @@ from ._keys import (
     LoadedMasterKey,
     MasterKey,
     load_master_key,
+    read_master_key_file,
     save_master_key,
 )
-from ._registry import BACKENDS, DEFAULT_STORE_URL, open_store, safe_url
+from ._registry import (
+    BACKENDS,
+    DEFAULT_STORE_URL,
+    check_store_url,
+    open_store,
+    safe_url,
+    store_exists,
+)
 from ._types import AuditChange, AuditEntry, LockInfo, Store, WorkspaceWrite, WriteAction
 
 __all__ = [
@@ -33,8 +41,11 @@ __all__ = [
     "Store",
     "WorkspaceWrite",
     "WriteAction",
+    "check_store_url",
     "load_master_key",
     "open_store",
+    "read_master_key_file",
     "safe_url",
     "save_master_key",
+    "store_exists",
 ]

@@ -175,7 +175,8 @@ def _is_local_default(store_url: str, byok_dir: Path) -> bool:
     return db.parent.resolve() == byok_dir.resolve()
 
 
-def _read_key_file(path: Path) -> MasterKey:
+def read_master_key_file(path: Path) -> MasterKey:
+    """Read a master key file (base64 of 32 bytes); MasterKeyError names what is wrong."""
     try:
         text = path.read_text(encoding="ascii")
     except OSError as exc:
@@ -225,7 +226,7 @@ def load_master_key(env: Mapping[str, str], *, store_url: str, byok_dir: Path) -
     if inline:
         return LoadedMasterKey(MasterKey.from_base64(inline, source=ENV_KEY), ENV_KEY)
     if file:
-        return LoadedMasterKey(_read_key_file(Path(file)), str(file))
+        return LoadedMasterKey(read_master_key_file(Path(file)), str(file))
     if not _is_local_default(store_url, byok_dir):
         raise MasterKeyError(
             "no master key: the store needs one to encrypt API keys at rest",
@@ -233,7 +234,7 @@ def load_master_key(env: Mapping[str, str], *, store_url: str, byok_dir: Path) -
         )
     path = byok_dir / MASTER_KEY_FILE_NAME
     if path.exists():
-        return LoadedMasterKey(_read_key_file(path), str(path))
+        return LoadedMasterKey(read_master_key_file(path), str(path))
     byok_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if stat.S_IMODE(byok_dir.stat().st_mode) & 0o077:
         # Only tighten a directory byokctl owns the content of; never loosen anything.
@@ -242,5 +243,5 @@ def load_master_key(env: Mapping[str, str], *, store_url: str, byok_dir: Path) -
     try:
         save_master_key(path, key)
     except FileExistsError:  # another process created it first: use that one
-        return LoadedMasterKey(_read_key_file(path), str(path))
+        return LoadedMasterKey(read_master_key_file(path), str(path))
     return LoadedMasterKey(key, str(path), created=True)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from byokctl.errors import StoreError
 
 from ._keys import Keyring, MasterKey
-from ._sqlite import SQLiteStore
+from ._sqlite import SQLiteStore, path_from_url
 from ._types import Store
 
 
@@ -39,12 +39,7 @@ def safe_url(url: str) -> str:
     return re.sub(r"([?&]password=)[^&]*", r"\1***", masked, flags=re.IGNORECASE)
 
 
-def open_store(url: str, *, master_key: MasterKey, extra_keys: Iterable[MasterKey] = ()) -> Store:
-    """Open the store at ``url``, applying pending schema migrations.
-
-    ``master_key`` encrypts and computes drift digests; ``extra_keys`` are accepted for
-    decryption only (used while a master key rotation rolls out).
-    """
+def _opener(url: str) -> Callable[[str, Keyring], Store]:
     scheme, sep, _ = url.partition("://")
     opener = BACKENDS.get(scheme) if sep else None
     if opener is None:
@@ -53,4 +48,26 @@ def open_store(url: str, *, master_key: MasterKey, extra_keys: Iterable[MasterKe
             f"unsupported store URL {safe_url(url)!r}",
             hint=f"use one of: {known} (for example {DEFAULT_STORE_URL})",
         )
-    return opener(url, Keyring(master_key, extra_keys))
+    return opener
+
+
+def check_store_url(url: str) -> None:
+    """Raise :class:`StoreError` unless ``url`` names a known kind of store."""
+    _opener(url)
+
+
+def store_exists(url: str) -> bool:
+    """Whether the store at ``url`` was created already (a server store always counts)."""
+    _opener(url)
+    if url.startswith("sqlite:"):
+        return path_from_url(url).exists()
+    return True
+
+
+def open_store(url: str, *, master_key: MasterKey, extra_keys: Iterable[MasterKey] = ()) -> Store:
+    """Open the store at ``url``, applying pending schema migrations.
+
+    ``master_key`` encrypts and computes drift digests; ``extra_keys`` are accepted for
+    decryption only (used while a master key rotation rolls out).
+    """
+    return _opener(url)(url, Keyring(master_key, extra_keys))

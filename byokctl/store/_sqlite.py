@@ -105,7 +105,7 @@ class SQLiteStore:
     def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
         try:
             if not path.parent.exists():
-                path.parent.mkdir(parents=True, mode=0o700)
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not path.exists():
                 # Create the file ourselves so it is 0600 from its first byte; SQLite
                 # gives the -wal and -shm files the same mode as the database.

@@ -204,6 +204,7 @@ def test_rotate_key_with_a_new_key_file(
 
 
 def test_force_unlock_of_an_unknown_lock(repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "apply", "--no-verify", "--auto-approve")[0] == 0
     code, _, err = run(capsys, "force-unlock", "no-such-lock")
     assert code == 1
     assert "no-such-lock" in err
@@ -236,3 +237,100 @@ def test_saved_unverified_plan_applies_without_verifying_again(
     code, out, err = run(capsys, "apply", str(plan_file))
     assert code == 0, err
     assert "2 added" in out
+
+
+def test_reads_never_create_a_store(
+    repo: Repo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    typo = tmp_path / "typo" / "state.db"
+    code, _, err = run(capsys, "state", "list", "--store", f"sqlite:///{typo}")
+    assert code == 1
+    assert "no store at" in err
+    assert not typo.parent.exists()
+    # plan works before the first apply, against an empty state, and creates nothing
+    code, out, err = run(capsys, "plan", "--no-verify", "--store", f"sqlite:///{typo}")
+    assert code == 0, err
+    assert "Plan: 2 to add" in out
+    assert "planning against an empty state" in err
+    assert not typo.parent.exists()
+
+
+def test_a_mistyped_store_url_is_reported_as_such(
+    repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BYOK_MASTER_KEY")
+    code, _, err = run(capsys, "plan", "--no-verify", "--store", "sqlit:///x.db")
+    assert code == 1
+    assert "unsupported store URL" in err
+
+
+def test_drift_matching_the_files_is_cleared_by_apply(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from byokctl.model import Workspace
+    from byokctl.store import MasterKey, open_store
+
+    assert run(capsys, "apply", "--no-verify", "--auto-approve")[0] == 0
+    key = MasterKey.from_base64(os.environ["BYOK_MASTER_KEY"], source="test")
+    with open_store(os.environ["BYOK_STORE"], master_key=key) as store:
+        store.put_unmanaged(
+            Workspace(name="beta", notify=("x@example.com",)), updated_by="settings page"
+        )
+    repo.write("beta", workspace_yaml("beta", notify="[x@example.com]"))
+    code, out, _ = run(capsys, "plan", "--no-verify", "--detailed-exitcode")
+    assert code == 2
+    assert "recorded as managed again" in out
+    assert run(capsys, "apply", "--no-verify", "--auto-approve")[0] == 0
+    code, out, _ = run(capsys, "state", "list")
+    assert "drifted" not in out
+    assert run(capsys, "plan", "--no-verify", "--detailed-exitcode")[0] == 0
+
+
+def test_user_errors_on_plan_files_are_one_line(
+    repo: Repo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "plan", "--no-verify", "--out", str(tmp_path / "no" / "dir" / "p"))
+    assert code == 1
+    assert "cannot write the plan file" in err
+    binary = tmp_path / "bin.plan"
+    binary.write_bytes(b"\xff\xfe\x00")
+    code, _, err = run(capsys, "show", str(binary))
+    assert code == 1
+    assert "not a byokctl plan" in err
+    wrong = tmp_path / "wrong.plan"
+    wrong.write_text('{"format_version": "1.0", "paths": "workspaces", "targets": null}')
+    code, _, err = run(capsys, "show", str(wrong))
+    assert code == 1
+    assert "not a valid byokctl plan" in err
+
+
+def test_import_refuses_names_that_are_not_slugs(
+    repo: Repo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from byokctl.model import Workspace
+    from byokctl.store import MasterKey, open_store
+
+    assert run(capsys, "apply", "--no-verify", "--auto-approve")[0] == 0
+    key = MasterKey.from_base64(os.environ["BYOK_MASTER_KEY"], source="test")
+    with open_store(os.environ["BYOK_STORE"], master_key=key) as store:
+        store.put_unmanaged(Workspace(name="../../escaped"), updated_by="settings page")
+    code, _, err = run(capsys, "import", "--out-dir", str(tmp_path / "imp"))
+    assert code == 1
+    assert "not a valid workspace name" in err
+    assert not (tmp_path / "escaped.yaml").exists()
+
+
+def test_crash_log_masks_store_passwords(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from byokctl.cli.boundary import crash_dir, write_crash_log
+
+    monkeypatch.setattr(
+        "sys.argv", ["byokctl", "plan", "--store", "postgresql://admin:S3cretPW@db/byok"]
+    )
+    log = write_crash_log(RuntimeError("while opening postgresql://admin:S3cretPW@db/byok"))
+    assert log is not None
+    text = log.read_text()
+    assert "S3cretPW" not in text
+    assert "postgresql://admin:***@db/byok" in text
+    assert crash_dir() in log.parents

@@ -212,3 +212,16 @@ def test_symlink_inside_the_tree_is_read_once(tmp_path: Path) -> None:
 def test_unknown_enabled_provider_is_reported_once(tmp_path: Path) -> None:
     found = run(tmp_path, a=workspace(enabled="openia"))
     assert [f[3] for f in found] == ["schema-enum"]
+
+
+def test_empty_directory_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "ws").mkdir()
+    result = validate_paths([str(tmp_path / "ws")])
+    assert [d.rule for d in result.diagnostics] == ["no-workspace-files"]
+    assert not result.ok
+
+
+def test_secret_that_is_not_a_string(tmp_path: Path) -> None:
+    providers = f"    openai:\n      model: gpt-4o\n      api_key:\n        - {ENC}\n"
+    found = run(tmp_path, a=workspace(providers=providers))
+    assert [f[3] for f in found] == ["secret-not-a-string"]

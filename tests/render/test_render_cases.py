@@ -19,13 +19,16 @@ def test_an_adoption_without_configuration_change_is_listed() -> None:
     assert "<b>~ adopt</b> <code>legacy</code>" in render_markdown(plan)
 
 
-def test_drift_that_already_matches_the_files_is_a_note() -> None:
+def test_drift_that_already_matches_the_files_is_recorded_by_apply() -> None:
+    # Nothing to change, but apply must record the workspace as managed again, or the
+    # drift mark (and this note) would stay forever.
     same = workspace("w")
     plan = diff(desired(same), live(same, drifted=("w",)), created_at=NOW)
+    assert plan.has_changes
     text = render_text(plan, color=False)
-    assert "Note: workspaces changed outside byokctl since the last apply:" in text
-    assert "w: changed outside byokctl (by ui at 2026-11-26T09:30:00+00:00); it matches" in text
-    assert text.splitlines()[-1] == "No changes. The live state matches the files."
+    assert "w will be recorded as managed again, with no configuration change" in text
+    assert "changed outside byokctl (by ui at 2026-11-26T09:30:00+00:00); it matches" in text
+    assert text.splitlines()[-1] == "Plan: 0 to add, 0 to change, 0 to destroy."
 
 
 def test_markdown_survives_hostile_values() -> None:

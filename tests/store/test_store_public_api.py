@@ -23,9 +23,12 @@ def test_exported_names_are_pinned() -> None:
             "WorkspaceWrite",
             "WriteAction",
             "load_master_key",
+            "check_store_url",
             "open_store",
+            "read_master_key_file",
             "safe_url",
             "save_master_key",
+            "store_exists",
         ]
     )
     for name in byokctl.store.__all__:
