@@ -5,6 +5,16 @@ same order of time as the embedded SQLite default, so sharing one store costs no
 that matters at apply time. Anchor: SQLite on the same machine; the ratio printed is
 PostgreSQL time / SQLite time (below 1: PostgreSQL is faster).
 
+Second claim (issue 7): a change reaches every resolver process within the bound
+(default 1 s); on PostgreSQL, LISTEN/NOTIFY makes that milliseconds, where SQLite's
+polling averages half the poll interval. Measured with 4 resolver processes
+(``tests.resolver._watcher``) on one store: an apply (a new provider and key for a
+workspace, written as apply writes it) or a failure reported by one of the processes
+(an invalid key), then the time until each process's resolver returns the new route
+(from the commit of the apply, or the return of the report; the reporting process
+itself is not counted). Events start after a random pause so that they are not in
+phase with the polls. Both use the default ``refresh_interval`` of 1 s.
+
 Each run applies N workspaces (OpenAI, a quarter also Azure OpenAI, so ~1.25 secrets
 each) to a fresh, empty store with ``apply_plan`` (lock, one transaction, audit), then
 applies an update of every one of them (the worst case of a re-apply: all providers
@@ -14,6 +24,7 @@ PostgreSQL runs in a throwaway database created for the benchmark and dropped af
     /tmp/venv/bin/python benchmarks/store.py                       # N = 10,000, 3 runs
     /tmp/venv/bin/python benchmarks/store.py --count 1000 --runs 1
     /tmp/venv/bin/python benchmarks/store.py --postgres postgresql://postgres@db:5432/postgres
+    /tmp/venv/bin/python benchmarks/store.py --count 0 --rounds 30  # propagation only
 """
 
 from __future__ import annotations
@@ -148,22 +159,50 @@ def _measure(label: str, fresh: Callable[[], str], count: int, runs: int) -> Tim
     return median
 
 
+def _propagation(label: str, url: str, rounds: int, *, interval: float, jitter: float) -> None:
+    from tests.resolver.helpers import put, workspace
+    from tests.resolver.propagation import WatcherFleet, summarize
+
+    key = MasterKey.generate()
+    with open_store(url, master_key=key) as store:
+        put(store, workspace("acme", "gemini"))
+        with WatcherFleet(url, key, processes=4, refresh_interval=interval) as fleet:
+            result = fleet.run(store, rounds, jitter=jitter)
+    print(
+        f"{label:<11} apply:   {summarize(result.apply)}\n"
+        f"{'':<11} failure: {summarize(result.failure)}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print both backends' times and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000, help="workspaces per apply")
     parser.add_argument("--runs", type=int, default=3, help="runs per backend (median)")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="maintenance DB URL")
+    parser.add_argument("--rounds", type=int, default=15, help="propagation rounds (0: skip)")
     args = parser.parse_args(argv)
-    print(f"apply {args.count:,} workspaces in one transaction, median of {args.runs} run(s)")
-    with _sqlite_location() as fresh:
-        lite = _measure("SQLite", fresh, args.count, args.runs)
-    with _postgres_location(args.postgres) as fresh:
-        pg = _measure("PostgreSQL", fresh, args.count, args.runs)
-    print(
-        f"ratio PostgreSQL/SQLite: create {pg.create / lite.create:.2f}x, "
-        f"update {pg.update / lite.update:.2f}x"
-    )
+    if args.count:
+        print(f"apply {args.count:,} workspaces in one transaction, median of {args.runs} run(s)")
+        with _sqlite_location() as fresh:
+            lite = _measure("SQLite", fresh, args.count, args.runs)
+        with _postgres_location(args.postgres) as fresh:
+            pg = _measure("PostgreSQL", fresh, args.count, args.runs)
+        print(
+            f"ratio PostgreSQL/SQLite: create {pg.create / lite.create:.2f}x, "
+            f"update {pg.update / lite.update:.2f}x"
+        )
+    if args.rounds:
+        print(
+            f"\nresolver propagation to 4 processes, {args.rounds} applies + {args.rounds} "
+            "reported failures, refresh_interval 1 s"
+        )
+        with _sqlite_location() as fresh:
+            _propagation("SQLite", fresh(), args.rounds, interval=1.0, jitter=1.0)
+            print(f"{'':<11} (polling: each process reads the versions every 1 s)")
+        with _postgres_location(args.postgres) as fresh:
+            _propagation("PostgreSQL", fresh(), args.rounds, interval=1.0, jitter=0.1)
+            print(f"{'':<11} (LISTEN/NOTIFY, polling every 1 s as the safety net)")
     return 0
 
 

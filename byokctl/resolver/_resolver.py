@@ -9,7 +9,18 @@ slow mail server never delays an AI action.
 The table is replaced, never mutated: a reader sees the old table or the new one.
 Health changes this process causes are patched into its table at once; changes made
 elsewhere arrive with the next poll, so every resolver agrees within
-``refresh_interval`` seconds (plus one store read).
+``refresh_interval`` seconds (plus one store read). On a store that announces changes
+(PostgreSQL ``LISTEN/NOTIFY``, :class:`~byokctl.store.runtime.ChangeSource`) the same
+thread waits on the feed and reloads as soon as a change is announced; the poll stays
+as the safety net for a missed announcement or a lost connection.
+
+Store outages: the first failed store call starts an outage (logged once, as a
+warning); meanwhile routes come from the last table, failures reported are dropped
+(not queued: a failure replayed later would open an episode for a moment long past,
+and a provider that is still failing fails again after the outage), credit charges
+are kept in memory, and nothing else touches the store until a poll succeeds (logged
+once, as info). When the last successful read is older than ``max_staleness`` every
+action goes to Neo with reason ``store_unavailable`` (fail closed).
 """
 
 from __future__ import annotations
@@ -29,6 +40,8 @@ from byokctl.model import NEO, LiveState
 from byokctl.store import MasterKey, Store, load_master_key, open_store
 from byokctl.store.runtime import (
     BreakerPolicy,
+    ChangeFeed,
+    ChangeSource,
     CreditUsage,
     Episode,
     Failure,
@@ -46,6 +59,7 @@ from ._route import (
     DEFAULT_NEO_COSTS,
     FEATURES,
     PROVIDER_FAILED,
+    STORE_UNAVAILABLE,
     UNKNOWN_WORKSPACE,
     ProviderResponse,
     Route,
@@ -66,6 +80,10 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("byokctl.resolver")
 T = TypeVar("T")
+_monotonic = time.monotonic
+
+#: Without a successful store read for this long, every action goes to Neo.
+DEFAULT_MAX_STALENESS_S = 60.0
 
 #: How long one process may hold an episode's e-mail before another may try it.
 NOTIFY_LEASE_S = 60.0
@@ -143,14 +161,31 @@ class Resolver:
         neo_base_url: str | None = None,
         env: Mapping[str, str] | None = None,
         owns_stores: bool = False,
+        max_staleness: float | None = DEFAULT_MAX_STALENESS_S,
+        listen: bool = True,
     ) -> None:
         """Load the table from the stores; start the background threads.
 
-        ``refresh_interval=None`` starts no threads: call :meth:`refresh`, :meth:`flush`
-        and :meth:`deliver_notifications` yourself (tests, one-shot commands).
+        ``refresh_interval`` is the propagation bound: the store's versions are polled
+        that often (default 1 s). ``refresh_interval=None`` starts no threads: call
+        :meth:`refresh`, :meth:`flush` and :meth:`deliver_notifications` yourself
+        (tests, one-shot commands); the staleness bound is then not enforced.
+        ``listen`` (default on) waits for the store's change announcements where the
+        backend has them (PostgreSQL), on a connection of its own.
+        ``max_staleness``: seconds without a successful store read after which every
+        action goes to Neo (``store_unavailable``); ``None`` serves the last routes
+        for as long as the store is away. Must exceed ``refresh_interval``.
         ``smtp=None`` reads ``BYOK_SMTP_URL``/``BYOK_SMTP_FROM`` from ``env``; without an
         SMTP URL no e-mail is sent by this process (episodes wait for one that can).
         """
+        if refresh_interval is not None and refresh_interval <= 0:
+            raise ValueError("refresh_interval must be positive (or None for manual refresh)")
+        if (
+            max_staleness is not None
+            and refresh_interval is not None
+            and max_staleness <= refresh_interval
+        ):
+            raise ValueError("max_staleness must be longer than refresh_interval")
         env = os.environ if env is None else env
         costs = {**DEFAULT_NEO_COSTS, **(neo_costs or {})}
         for feature in costs:
@@ -165,6 +200,13 @@ class Resolver:
         self._neo = Neo(costs, neo_model, neo_base_url)
         self._fp_key = runtime.fingerprint_key()
         self.refresh_interval = refresh_interval
+        self._flush_interval = flush_interval
+        # Enforced only while a background thread keeps the table fresh.
+        self._max_staleness = max_staleness if refresh_interval is not None else None
+        self._fresh_until = float("inf")
+        #: monotonic time the current store outage began; None while the store answers
+        self._down_since: float | None = None
+        self._outage_lock = threading.Lock()
         self._ledger = CreditBuffer(runtime, clock)
         self._charge = self._ledger.append
         self._install_lock = threading.Lock()
@@ -174,10 +216,19 @@ class Resolver:
         self._wake_notifier = threading.Event()
         self._threads: list[threading.Thread] = []
         self._closed = False
-        self.refresh()
+        # LISTEN before the first load: a change committed in between is then announced
+        # (and reloaded) rather than missed until the next poll.
+        self._feed: ChangeFeed | None = None
+        if refresh_interval is not None and listen and isinstance(runtime, ChangeSource):
+            self._feed = runtime.listen()
+        try:
+            self.refresh()
+        except BaseException:
+            if self._feed is not None:
+                self._feed.close()
+            raise
         if refresh_interval is not None:
-            tick = min(refresh_interval, flush_interval)
-            self._start(self._background, "byokctl-resolver-refresh", tick)
+            self._start(self._background, "byokctl-resolver-refresh", refresh_interval)
             if self._smtp is not None:
                 self._start(self._notifier, "byokctl-resolver-notify", NOTIFY_POLL_S)
 
@@ -197,11 +248,14 @@ class Resolver:
         neo_model: str = NEO,
         neo_base_url: str | None = None,
         env: Mapping[str, str] | None = None,
+        max_staleness: float | None = DEFAULT_MAX_STALENESS_S,
+        listen: bool = True,
     ) -> Resolver:
-        """Open the store at ``store_url`` (``sqlite:///…``, later ``postgresql://…``).
+        """Open the store at ``store_url`` (``sqlite:///…`` or ``postgresql://…``).
 
         ``master_key`` defaults to ``BYOK_MASTER_KEY``/``BYOK_MASTER_KEY_FILE`` from
         ``env``. The resolver owns the stores it opens and closes them in :meth:`close`.
+        The other options are the constructor's.
         """
         env = os.environ if env is None else env
         if master_key is None:
@@ -226,6 +280,8 @@ class Resolver:
                 neo_base_url=neo_base_url,
                 env=env,
                 owns_stores=True,
+                max_staleness=max_staleness,
+                listen=listen,
             )
         except BaseException:
             runtime.close()
@@ -239,8 +295,11 @@ class Resolver:
 
         ``feature`` is ``assist``, ``summarize`` or ``auto_reply`` (``auto-reply`` too);
         another is a :class:`ValueError`. Never raises for store trouble: a store that
-        cannot be reached leaves the last known routes in place.
+        cannot be reached leaves the last known routes in place, for up to
+        ``max_staleness`` seconds; then the route is Neo (``store_unavailable``).
         """
+        if _monotonic() > self._fresh_until:
+            return self._resolve_unavailable(workspace, feature)
         try:
             entry = self._table[workspace][feature]
         except KeyError:
@@ -253,6 +312,8 @@ class Resolver:
     def peek(self, workspace: str, feature: str) -> Route:
         """The route the next action would take, without charging it or claiming a probe."""
         name = canonical_feature(feature)
+        if _monotonic() > self._fresh_until:
+            return neo_route(workspace, name, STORE_UNAVAILABLE, self._neo)
         entry = self._table.get(workspace, {}).get(name)
         if entry is None:
             return neo_route(workspace, name, UNKNOWN_WORKSPACE, self._neo)
@@ -267,11 +328,20 @@ class Resolver:
         self._charge((workspace, name, NEO, route.cost, 1))
         return route
 
+    def _resolve_unavailable(self, workspace: str, feature: str) -> Route:
+        route = neo_route(workspace, canonical_feature(feature), STORE_UNAVAILABLE, self._neo)
+        self._charge((workspace, route.feature, NEO, route.cost, 1))
+        return route
+
     def _resolve_open(self, entry: Entry) -> Route:
         breaker = entry.breaker
         assert breaker is not None
         now = self._clock()
-        if now < breaker.retry_at or not breaker.lock.acquire(blocking=False):
+        if (
+            now < breaker.retry_at
+            or self._down_since is not None  # no probe can be granted without the store
+            or not breaker.lock.acquire(blocking=False)
+        ):
             self._charge(entry.charge)
             return entry.route
         try:
@@ -284,7 +354,7 @@ class Resolver:
                 lease=self._breaker.probe_timeout,
             )
         except StoreError as exc:
-            _log.warning("resolver: cannot claim a probe for %s: %s", breaker.workspace, exc)
+            self._store_failed(exc)
             breaker.retry_at = now + 1.0
             self._charge(entry.charge)
             return entry.route
@@ -315,7 +385,8 @@ class Resolver:
         provider route refunds its charge (use :meth:`fallback` for the Neo route) and
         updates the shared health: sticky failures route the workspace to Neo until
         its credentials change; transient ones count toward the circuit breaker.
-        Never raises for store trouble (it is logged).
+        Never raises for store trouble: while the store is unavailable the failure is
+        classified and returned but not recorded (dropped; the outage is logged once).
         """
         if route.provider == NEO or route.fingerprint is None:
             return None
@@ -337,6 +408,8 @@ class Resolver:
                 return c  # already routed to Neo everywhere: nothing new to record
             if known.status == "open" and c.transient and not route.probe:
                 return c  # in flight when the breaker opened; it must not extend the cooldown
+        if self._down_since is not None:
+            return c  # dropped, see the module docstring; never block the caller on the store
         failure = Failure(
             workspace=route.workspace,
             provider=route.provider,
@@ -350,7 +423,7 @@ class Resolver:
         try:
             change = self._runtime.record_failure(failure, now=self._clock(), policy=self._breaker)
         except StoreError as exc:
-            _log.warning("resolver: cannot record a failure of %s: %s", route.workspace, exc)
+            self._store_failed(exc)
             return c
         self._patch(route, change)
         if change.episode_opened is not None:
@@ -368,12 +441,14 @@ class Resolver:
         known = snap.health.get((route.workspace, route.provider)) if snap else None
         if not route.probe and (known is None or known.status != "open"):
             return  # the common case: nothing to write
+        if self._down_since is not None:
+            return  # dropped: the next probe after the outage closes the breaker
         try:
             change = self._runtime.record_success(
                 route.workspace, route.provider, route.fingerprint or "", now=self._clock()
             )
         except StoreError as exc:
-            _log.warning("resolver: cannot record a recovery of %s: %s", route.workspace, exc)
+            self._store_failed(exc)
             return
         self._patch(route, change)
 
@@ -405,10 +480,16 @@ class Resolver:
     # -- keeping the table current ----------------------------------------------------
 
     def refresh(self) -> bool:
-        """Reload from the store if its serial or runtime version moved; return whether it did."""
+        """Reload from the store if its serial or runtime version moved; return whether it did.
+
+        Raises :class:`~byokctl.errors.StoreError` if the store cannot be read (the
+        background thread turns that into an outage, see the module docstring).
+        """
+        started = _monotonic()
         serial, version = self._runtime.versions()
         snap = self._snap
         if snap is not None and snap.state.serial == serial and snap.version == version:
+            self._fresh(started)
             return False
         fingerprints: Mapping[HealthKey, str]
         if snap is None or snap.state.serial != serial:
@@ -421,8 +502,52 @@ class Resolver:
         table = build_table(state, fingerprints, health, self._neo, self._env)
         with self._install_lock:
             self._snap, self._table = new, table
+        self._fresh(started)
         self._reconcile(new)
         return True
+
+    def _fresh(self, read_at: float) -> None:
+        """The table is current as of ``read_at``: restart the staleness clock, end an outage."""
+        if self._max_staleness is not None:
+            self._fresh_until = read_at + self._max_staleness
+        if self._down_since is None:
+            return
+        with self._outage_lock:
+            since, self._down_since = self._down_since, None
+        if since is not None:
+            _log.info(
+                "resolver: the store %s is reachable again after %.1f s; routes are current",
+                self._runtime.url,
+                _monotonic() - since,
+            )
+            if self._feed is not None:
+                self._feed.reconnect()  # its connection may not have survived the outage
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """A store call failed: start an outage, logged once (not per request)."""
+        with self._outage_lock:
+            if self._down_since is not None:
+                return
+            self._down_since = _monotonic()
+        staleness = (
+            f"up to {self._max_staleness:g} s after the last successful read, then Neo "
+            f"({STORE_UNAVAILABLE})"
+            if self._max_staleness is not None
+            else "until it is back"
+        )
+        _log.warning(
+            "resolver: the store is unavailable (%s); serving the last known routes for %s. "
+            "Failures reported meanwhile are not recorded; credits are kept in memory. "
+            "Retrying every %g s.",
+            exc,
+            staleness,
+            self.refresh_interval or 1.0,
+        )
+
+    @property
+    def store_available(self) -> bool:
+        """False from a failed store call until the next successful read."""
+        return self._down_since is None
 
     def _reconcile(self, snap: _Snapshot) -> None:
         """Close episodes whose credentials changed or whose provider is gone."""
@@ -437,7 +562,8 @@ class Resolver:
                     name, provider, fingerprint=h.fingerprint, reason=reason, now=now
                 )
             except StoreError as exc:
-                _log.warning("resolver: cannot close the episode of %s: %s", name, exc)
+                self._store_failed(exc)  # the next reload tries again
+                return
 
     def _patch(self, route: Route, change: HealthChange) -> None:
         """Apply a health change this process made, without waiting for the next poll."""
@@ -512,8 +638,15 @@ class Resolver:
     # -- reading --------------------------------------------------------------------
 
     def flush(self) -> int:
-        """Write buffered credit charges to the ledger now; return how many."""
-        return self._ledger.flush()
+        """Write buffered credit charges to the ledger now; return how many.
+
+        Never raises for store trouble: the charges stay in memory for the next flush.
+        """
+        try:
+            return self._ledger.flush()
+        except StoreError as exc:
+            self._store_failed(exc)
+            return 0
 
     def status(self) -> list[WorkspaceStatus]:
         """Every workspace in the store: its route now, why, since when, open episodes."""
@@ -576,15 +709,40 @@ class Resolver:
         self._threads.append(thread)
 
     def _background(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                self.refresh()
-            except Exception:  # a store blip must not kill the thread
-                _log.exception("resolver: refresh failed; keeping the last known routes")
-            try:
-                self.flush()
-            except Exception:
-                _log.exception("resolver: credit flush failed")
+        """Reload when a change is announced or the poll is due; flush credits on time."""
+        feed = self._feed
+        next_poll = _monotonic() + interval
+        # As often as the poll if that is more often: a long interval between drains
+        # lets the buffer of a busy process grow large.
+        flush_every = min(interval, self._flush_interval)
+        next_flush = _monotonic() + flush_every
+        while not self._stop.is_set():
+            timeout = max(0.0, min(next_poll, next_flush) - _monotonic())
+            if feed is not None:
+                announced = feed.wait(timeout)
+            else:
+                announced = False
+                self._stop.wait(timeout)
+            if self._stop.is_set():
+                return
+            now = _monotonic()
+            if announced or now >= next_poll:
+                next_poll = now + interval
+                self._refresh_in_background()
+            if now >= next_flush:
+                next_flush = now + flush_every
+                if self._down_since is None:
+                    self.flush()
+                else:
+                    self._ledger.collect()  # bounded memory; written once the store is back
+
+    def _refresh_in_background(self) -> None:
+        try:
+            self.refresh()
+        except StoreError as exc:
+            self._store_failed(exc)
+        except Exception:  # a bug must not kill the thread: keep the last known routes
+            _log.exception("resolver: refresh failed; keeping the last known routes")
 
     def _notifier(self, interval: float) -> None:
         while not self._stop.is_set():
@@ -592,8 +750,12 @@ class Resolver:
             self._wake_notifier.clear()
             if self._stop.is_set():
                 return
+            if self._down_since is not None:
+                continue  # owed e-mails wait for the store (it records who sends them)
             try:
                 self.deliver_notifications()
+            except StoreError as exc:
+                self._store_failed(exc)
             except Exception:
                 _log.exception("resolver: sending failure e-mails failed")
 
@@ -604,13 +766,26 @@ class Resolver:
         self._closed = True
         self._stop.set()
         self._wake_notifier.set()
+        if self._feed is not None:
+            self._feed.interrupt()
         for thread in self._threads:
             thread.join()
-        try:
-            self.flush()
-            self.deliver_notifications()
-        except Exception:
-            _log.exception("resolver: closing: could not flush credits or send e-mails")
+        if self._feed is not None:
+            self._feed.close()
+        self.flush()
+        if self._ledger.unwritten:
+            _log.warning(
+                "resolver: closing with %d credit ledger entries unwritten: the store is "
+                "unavailable",
+                self._ledger.unwritten,
+            )
+        if self._down_since is None:
+            try:
+                self.deliver_notifications()
+            except StoreError as exc:
+                self._store_failed(exc)
+            except Exception:
+                _log.exception("resolver: closing: could not send failure e-mails")
         if self._owns_stores:
             self._runtime.close()
             self._store.close()

@@ -30,6 +30,8 @@ UNKNOWN_WORKSPACE: Final = "unknown_workspace"
 PROVIDER_FAILED: Final = "provider_failed"
 CIRCUIT_OPEN: Final = "circuit_open"
 CIRCUIT_PROBE: Final = "circuit_probe"
+#: The store could not be read for longer than the resolver's ``max_staleness``.
+STORE_UNAVAILABLE: Final = "store_unavailable"
 #: The enabled provider has no API key in the store (written outside byokctl).
 MISSING_CREDENTIALS: Final = "provider_failed:missing_credentials"
 

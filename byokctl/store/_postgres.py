@@ -24,7 +24,9 @@ How it holds together:
   (``UPDATE ... WHERE serial = %s``): the row lock it takes serialises writers, and a
   writer that lost the race updates no row and gets StalePlanError. The same
   transaction sends ``NOTIFY byok_changes, '<serial>'`` so that resolvers on other hosts
-  can wake up at commit (they poll the serial as the safety net).
+  can wake up at commit (they poll the serial as the safety net). The runtime store
+  (``_runtime_postgres``) announces health changes on the same channel as
+  ``'runtime:<version>'``.
 - **Migrations** run under ``pg_advisory_xact_lock``, so concurrent first uses queue.
 
 Advisory lock keys are two ``int4``: a namespace (apply lock or migrations) and a hash of
@@ -119,12 +121,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _int4(text: str) -> int:
+def int4_hash(text: str) -> int:
     """A stable signed 32-bit hash (advisory lock keys are int4 pairs)."""
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big", signed=True)
 
 
-class _Target:
+class Target:
     """Where the store lives: the libpq connection string and a password-free name for it."""
 
     def __init__(self, url: str) -> None:
@@ -177,7 +179,7 @@ class PostgresStore:
     """The live store in a PostgreSQL database. Safe to share between threads."""
 
     def __init__(self, url: str, keyring: Keyring) -> None:
-        self._target = _Target(url)
+        self._target = Target(url)
         self._keyring = keyring
         self._mutex = threading.Lock()
         #: thread id -> the connection whose session holds the apply lock for that thread
@@ -228,7 +230,7 @@ class PostgresStore:
                 "or drop that option to use public",
             )
         schema = str(row[0])
-        return schema, _int4(schema)
+        return schema, int4_hash(schema)
 
     def _failure(self, exc: psycopg.Error, what: str, *, committing: bool) -> StoreError:
         """Translate a psycopg error raised while doing ``what``."""

@@ -1,4 +1,9 @@
-"""Fixtures for the resolver tests: a store, an injectable clock, a real SMTP server."""
+"""Fixtures for the resolver tests: a store, an injectable clock, a real SMTP server.
+
+``store_url`` is parametrized: every test that uses it runs against SQLite and against
+PostgreSQL (a fresh schema in the session's database, see ``tests/pg.py``), since health,
+episodes, e-mail claims and credits all live in the store.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from byokctl.store import MasterKey, Store, open_store
+from tests.pg import postgres_database, postgres_schema_url  # noqa: F401 - a fixture
 from tests.resolver.helpers import Clock
+
+BACKEND_NAMES = ["sqlite", "postgresql"]
 
 
 @pytest.fixture
@@ -23,8 +31,12 @@ def master_key() -> MasterKey:
     return MasterKey.generate()
 
 
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
+@pytest.fixture(params=BACKEND_NAMES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store location on each backend."""
+    if request.param == "postgresql":
+        database: str = request.getfixturevalue("postgres_database")
+        return postgres_schema_url(database)
     return f"sqlite:///{tmp_path / 'store' / 'state.db'}"
 
 

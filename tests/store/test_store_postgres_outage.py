@@ -1,107 +1,33 @@
 """The server stopped and restarted under apply load, on a throwaway cluster.
 
 The shared server is never stopped: this module starts its own cluster with ``initdb``
-and ``pg_ctl`` on a free port in a temporary directory (as the ``postgres`` OS user when
-run as root, since PostgreSQL refuses to run as root) and always stops and deletes it.
+and ``pg_ctl`` on a free port in a temporary directory (``tests.pg.throwaway_cluster``)
+and always stops and deletes it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from byokctl.apply import apply_plan
 from byokctl.errors import StalePlanError, StoreError
 from byokctl.store import MasterKey, Store, open_store
-from tests.store.conftest import postgres_unavailable
+from tests.pg import Cluster, throwaway_cluster
 from tests.store.storetest_helpers import changes_between, generation
 
 SIZE = 30  # workspaces per generation
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Cluster:
-    """A throwaway PostgreSQL cluster: its data directory, port and control commands."""
-
-    base: Path
-    port: int
-    pg_ctl: str
-
-    @property
-    def url(self) -> str:
-        """A store URL on this cluster (trust auth, short connect timeout)."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres?connect_timeout=2"
-
-    def _run(self, *args: str) -> None:
-        user = "postgres" if os.geteuid() == 0 else None
-        subprocess.run(
-            [self.pg_ctl, "-D", str(self.base / "data"), *args],
-            check=True,
-            capture_output=True,
-            user=user,
-            timeout=60,
-        )
-
-    def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
-        options = (
-            f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1"
-            # Only the processes are killed here, never the machine: no fsync needed.
-            " -c fsync=off -c max_connections=40"
-        )
-        self._run("-l", str(self.base / "server.log"), "-w", "-t", "30", "-o", options, "start")
-
-    def stop(self, mode: str = "immediate") -> None:
-        """Stop the server (``immediate``: like a crash, every session cut at once)."""
-        self._run("-m", mode, "-w", "stop")
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """A fresh cluster for this module, stopped and deleted afterwards."""
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        postgres_unavailable("initdb and pg_ctl are not on PATH")
-    assert initdb is not None and pg_ctl is not None
-    base = Path(tempfile.mkdtemp(prefix="byok-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-    node = Cluster(base, _free_port(), pg_ctl)
-    try:
-        subprocess.run(
-            [initdb, "-D", str(base / "data"), "-A", "trust", "-U", "postgres", "--no-sync"],
-            check=True,
-            capture_output=True,
-            user="postgres" if os.geteuid() == 0 else None,
-            timeout=120,
-        )
-        node.start()
-    except (OSError, subprocess.SubprocessError) as exc:
-        shutil.rmtree(base, ignore_errors=True)
-        postgres_unavailable(f"cannot start a throwaway cluster: {exc}")
-    try:
+    with throwaway_cluster() as node:
         yield node
-    finally:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            node.stop()  # fails only if already stopped
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @dataclass
