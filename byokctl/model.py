@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,15 +23,58 @@ NEO: Final = "neo"
 REDACTED: Final = "(sensitive)"
 
 # Every secret value this process has seen, so that the error boundary can scrub them
-# from messages and crash logs as a last line of defence (see ``redact``).
+# from messages and crash logs as a last line of defence (see ``redact``). It only grows:
+# ``redact`` indexes it incrementally and notices new values by its size.
 _SEEN_SECRETS: set[str] = set()
+
+# ``redact`` must stay cheap with thousands of secrets (one per workspace of a large plan),
+# so it does not test every secret against every text. A secret made only of key characters
+# lies inside one run of such characters in any text that contains it; the runs of prose
+# are few and short, and an index by a secret's last ``_TAIL`` characters (the random part:
+# keys share their first ones, "sk-proj-") names the only secrets that can end at each
+# position of a run. Secrets the runs cannot find (shorter, or with other characters) are
+# tested one by one. Below ``_INDEX_FROM`` secrets, testing each one is cheaper still.
+_TAIL: Final = 8
+_INDEX_FROM: Final = 64
+_KEY_CHARS: Final = re.compile(rf"[A-Za-z0-9_\-]{{{_TAIL},}}")
+_INDEX_LOCK = threading.Lock()
+_indexed: set[str] = set()
+_by_tail: dict[str, list[str]] = {}
+_unindexed: list[str] = []
+
+
+def _index_new_secrets() -> None:
+    with _INDEX_LOCK:
+        for value in _SEEN_SECRETS - _indexed:
+            _indexed.add(value)
+            if _KEY_CHARS.fullmatch(value):
+                _by_tail.setdefault(value[-_TAIL:], []).append(value)
+            elif value:
+                _unindexed.append(value)
+
+
+def _secrets_in(text: str) -> set[str]:
+    """The seen secrets that occur in ``text``."""
+    if len(_SEEN_SECRETS) < _INDEX_FROM:
+        return {value for value in tuple(_SEEN_SECRETS) if value and value in text}
+    if len(_indexed) != len(_SEEN_SECRETS):
+        _index_new_secrets()
+    present = {value for value in _unindexed if value in text}
+    for run in _KEY_CHARS.findall(text):
+        for end in range(_TAIL, len(run) + 1):
+            candidates = _by_tail.get(run[end - _TAIL : end])
+            if candidates:
+                present.update(value for value in candidates if value in run)
+    return present
 
 
 def redact(text: str) -> str:
-    """Replace every secret value this process has handled with ``(sensitive)``."""
-    for value in _SEEN_SECRETS:
-        if value and value in text:
-            text = text.replace(value, REDACTED)
+    """Replace every secret value this process has handled with ``(sensitive)``.
+
+    A secret that contains another is replaced first, so no part of it stays visible.
+    """
+    for value in sorted(_secrets_in(text), key=len, reverse=True):
+        text = text.replace(value, REDACTED)
     return text
 
 

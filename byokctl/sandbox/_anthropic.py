@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from byokctl.catalog import PROVIDERS
 from byokctl.sandbox._common import (
     RETRY_AFTER_SECONDS,
     Answer,
@@ -45,10 +44,6 @@ class AnthropicAPI(ProviderAPI):
     id: ClassVar[str] = "anthropic"
     prefix: ClassVar[str] = "/anthropic"
     base_path: ClassVar[str] = "/anthropic"
-
-    @property
-    def models(self) -> tuple[str, ...]:
-        return PROVIDERS[self.id].known_models
 
     def api_key(self, request: Request) -> str | None:
         # PROVIDERS.md's header is x-api-key; the official SDK (2.x) sends the same key as

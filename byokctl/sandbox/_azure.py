@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from byokctl.catalog import PROVIDERS
 from byokctl.sandbox._common import (
     RETRY_AFTER_SECONDS,
     Answer,
@@ -40,10 +39,6 @@ class AzureOpenAIAPI(ProviderAPI):
     id: ClassVar[str] = "azure_openai"
     prefix: ClassVar[str] = "/azure"
     base_path: ClassVar[str] = "/azure"
-
-    @property
-    def models(self) -> tuple[str, ...]:
-        return PROVIDERS[self.id].known_models
 
     def api_key(self, request: Request) -> str | None:
         return request.header_key("api-key")

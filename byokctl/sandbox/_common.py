@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import ClassVar
 
+from byokctl.catalog import PROVIDERS
+
 #: A JSON object as the sandbox writes it.
 JSONObject = dict[str, object]
 
@@ -104,6 +106,11 @@ class ProviderAPI(ABC):
     prefix: ClassVar[str]
     #: What ``BYOK_<PROVIDER>_BASE_URL`` points at, below the server's root URL.
     base_path: ClassVar[str]
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The model ids every valid key may use: the catalog's known models."""
+        return PROVIDERS[self.id].known_models
 
     @abstractmethod
     def api_key(self, request: Request) -> str | None:

@@ -11,7 +11,6 @@ import base64
 import binascii
 from typing import ClassVar
 
-from byokctl.catalog import PROVIDERS
 from byokctl.sandbox._common import (
     RETRY_AFTER_SECONDS,
     Answer,
@@ -73,10 +72,6 @@ class GeminiAPI(ProviderAPI):
     id: ClassVar[str] = "gemini"
     prefix: ClassVar[str] = "/gemini"
     base_path: ClassVar[str] = "/gemini/v1beta"
-
-    @property
-    def models(self) -> tuple[str, ...]:
-        return PROVIDERS[self.id].known_models
 
     def api_key(self, request: Request) -> str | None:
         return request.header_key("x-goog-api-key")

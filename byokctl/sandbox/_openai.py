@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from byokctl.catalog import PROVIDERS
 from byokctl.sandbox._common import (
     RETRY_AFTER_SECONDS,
     Answer,
@@ -45,10 +44,6 @@ class OpenAIAPI(ProviderAPI):
     owned_by: ClassVar[str] = "system"
     #: Path segments before the resource name (``v1``); DeepSeek also serves them without.
     versions: ClassVar[tuple[tuple[str, ...], ...]] = (("v1",),)
-
-    @property
-    def models(self) -> tuple[str, ...]:
-        return PROVIDERS[self.id].known_models
 
     def api_key(self, request: Request) -> str | None:
         return request.bearer_token()

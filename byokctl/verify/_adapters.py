@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -108,6 +109,43 @@ class OpenAI:
         return await _openai_shaped(client, endpoint, headers)
 
 
+@dataclass(frozen=True)
+class _Page:
+    """One page of a paginated list: its model ids, and the query of the next page."""
+
+    ids: tuple[str, ...]
+    next_params: Mapping[str, str] | None
+
+
+async def _paginated(
+    client: httpx.AsyncClient,
+    endpoint: Endpoint,
+    path: str,
+    headers: Mapping[str, str],
+    *,
+    params: Mapping[str, str],
+    read: Callable[[Any], _Page | None],
+) -> ModelList:
+    """Follow ``read``'s next-page queries for at most :data:`MAX_PAGES` pages.
+
+    ``read`` returns ``None`` for a document that is not a page of models.
+    """
+    ids: list[str] = []
+    result = Classification(Outcome.UNEXPECTED, "")
+    for _ in range(MAX_PAGES):
+        result, doc = await _get_json(client, endpoint, path, headers, params)
+        if doc is None:
+            return ModelList(result)
+        page = read(doc)
+        if page is None:
+            return ModelList(_malformed(endpoint.provider, "is not a list of models"))
+        ids += page.ids
+        if page.next_params is None:
+            return ModelList(result, tuple(ids))
+        params = page.next_params
+    return ModelList(result, tuple(ids))
+
+
 class Anthropic:
     """``GET /v1/models`` paginated by ``limit``/``after_id`` until ``has_more`` is false."""
 
@@ -115,22 +153,20 @@ class Anthropic:
         self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
     ) -> ModelList:
         headers = {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
-        ids: list[str] = []
         params = {"limit": str(ANTHROPIC_PAGE)}
-        result = Classification(Outcome.UNEXPECTED, "")
-        for _ in range(MAX_PAGES):
-            result, doc = await _get_json(client, endpoint, "/v1/models", headers, params)
-            if doc is None:
-                return ModelList(result)
-            page = _ids(doc, "anthropic")
-            if page is None:
-                return ModelList(_malformed("anthropic", "is not a list of models"))
-            ids += page
-            last = doc.get("last_id") or (page[-1] if page else None)
-            if not doc.get("has_more") or not last:
-                return ModelList(result, tuple(ids))
-            params = {"limit": str(ANTHROPIC_PAGE), "after_id": str(last)}
-        return ModelList(result, tuple(ids))
+        return await _paginated(
+            client, endpoint, "/v1/models", headers, params=params, read=self._page
+        )
+
+    @staticmethod
+    def _page(doc: Any) -> _Page | None:
+        ids = _ids(doc, "anthropic")
+        if ids is None:
+            return None
+        last = doc.get("last_id") or (ids[-1] if ids else None)
+        if not doc.get("has_more") or not last:
+            return _Page(ids, None)
+        return _Page(ids, {"limit": str(ANTHROPIC_PAGE), "after_id": str(last)})
 
 
 class Gemini:
@@ -144,28 +180,28 @@ class Gemini:
         self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
     ) -> ModelList:
         headers = {"x-goog-api-key": key}
-        ids: list[str] = []
         params = {"pageSize": str(GEMINI_PAGE)}
-        result = Classification(Outcome.UNEXPECTED, "")
-        for _ in range(MAX_PAGES):
-            result, doc = await _get_json(client, endpoint, "/models", headers, params)
-            if doc is None:
-                return ModelList(result)
-            models = doc.get("models", []) if isinstance(doc, Mapping) else None
-            if not isinstance(models, list):
-                return ModelList(_malformed("gemini", "is not a list of models"))
-            for m in models:
-                if not isinstance(m, Mapping) or not isinstance(m.get("name"), str):
-                    continue
-                methods = m.get("supportedGenerationMethods")
-                if isinstance(methods, list) and "generateContent" not in methods:
-                    continue
-                ids.append(m["name"].removeprefix("models/"))
-            token = doc.get("nextPageToken")
-            if not token:
-                return ModelList(result, tuple(ids))
-            params = {"pageSize": str(GEMINI_PAGE), "pageToken": str(token)}
-        return ModelList(result, tuple(ids))
+        return await _paginated(
+            client, endpoint, "/models", headers, params=params, read=self._page
+        )
+
+    @staticmethod
+    def _page(doc: Any) -> _Page | None:
+        models = doc.get("models", []) if isinstance(doc, Mapping) else None
+        if not isinstance(models, list):
+            return None
+        ids: list[str] = []
+        for m in models:
+            if not isinstance(m, Mapping) or not isinstance(m.get("name"), str):
+                continue
+            methods = m.get("supportedGenerationMethods")
+            if isinstance(methods, list) and "generateContent" not in methods:
+                continue
+            ids.append(m["name"].removeprefix("models/"))
+        token = doc.get("nextPageToken")
+        if not token:
+            return _Page(tuple(ids), None)
+        return _Page(tuple(ids), {"pageSize": str(GEMINI_PAGE), "pageToken": str(token)})
 
 
 class AzureOpenAI:
@@ -214,47 +250,55 @@ def _segment(name: str) -> str:
     return quote(name, safe="")
 
 
-class XAI:
+class _ModelsThenStatus(ABC):
+    """``GET /models`` with a Bearer key, then a status call: what a model list cannot show.
+
+    A failing status call is the verdict; a status that reports a problem
+    (:meth:`problem`) replaces the list's ok.
+    """
+
+    status_path: ClassVar[str]
+
+    @abstractmethod
+    def problem(self, status: Mapping[str, Any]) -> Classification | None:
+        """What the status document says is wrong, or ``None`` when nothing is."""
+
+    async def probe(
+        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+    ) -> ModelList:
+        headers = {"Authorization": f"Bearer {key}"}
+        listed = await _openai_shaped(client, endpoint, headers)
+        if listed.classification.outcome is not Outcome.OK:
+            return listed
+        result, doc = await _get_json(client, endpoint, self.status_path, headers)
+        if result.outcome is not Outcome.OK:
+            return ModelList(result)
+        problem = self.problem(doc) if isinstance(doc, Mapping) else None
+        return listed if problem is None else ModelList(problem)
+
+
+class XAI(_ModelsThenStatus):
     """``GET /models``, then ``GET /api-key``: a blocked key or team still lists models."""
 
-    async def probe(
-        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
-    ) -> ModelList:
-        headers = {"Authorization": f"Bearer {key}"}
-        listed = await _openai_shaped(client, endpoint, headers)
-        if listed.classification.outcome is not Outcome.OK:
-            return listed
-        result, doc = await _get_json(client, endpoint, "/api-key", headers)
-        if result.outcome is not Outcome.OK:
-            return ModelList(result)
-        if isinstance(doc, Mapping):
-            if doc.get("api_key_blocked") or doc.get("api_key_disabled"):
-                return ModelList(
-                    Classification(Outcome.INVALID_KEY, "xAI: the API key is blocked or disabled")
-                )
-            if doc.get("team_blocked"):
-                return ModelList(Classification(Outcome.PERMISSION, "xAI: the team is blocked"))
-        return listed
+    status_path: ClassVar[str] = "/api-key"
+
+    def problem(self, status: Mapping[str, Any]) -> Classification | None:
+        if status.get("api_key_blocked") or status.get("api_key_disabled"):
+            return Classification(Outcome.INVALID_KEY, "xAI: the API key is blocked or disabled")
+        if status.get("team_blocked"):
+            return Classification(Outcome.PERMISSION, "xAI: the team is blocked")
+        return None
 
 
-class DeepSeek:
+class DeepSeek(_ModelsThenStatus):
     """``GET /models``, then ``GET /user/balance``: an empty balance lists models too."""
 
-    async def probe(
-        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
-    ) -> ModelList:
-        headers = {"Authorization": f"Bearer {key}"}
-        listed = await _openai_shaped(client, endpoint, headers)
-        if listed.classification.outcome is not Outcome.OK:
-            return listed
-        result, doc = await _get_json(client, endpoint, "/user/balance", headers)
-        if result.outcome is not Outcome.OK:
-            return ModelList(result)
-        if isinstance(doc, Mapping) and _empty_balance(doc):
-            return ModelList(
-                Classification(Outcome.NO_CREDITS, "DeepSeek: the account balance is empty")
-            )
-        return listed
+    status_path: ClassVar[str] = "/user/balance"
+
+    def problem(self, status: Mapping[str, Any]) -> Classification | None:
+        if _empty_balance(status):
+            return Classification(Outcome.NO_CREDITS, "DeepSeek: the account balance is empty")
+        return None
 
 
 def _empty_balance(doc: Mapping[str, Any]) -> bool:

@@ -18,7 +18,7 @@ import random
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TextIO, TypedDict, Unpack
 
 import httpx
 
@@ -176,21 +176,34 @@ def _configs(workspaces: Iterable[Workspace]) -> list[tuple[str, ProviderConfig]
     return [(ws.name, config) for ws in workspaces for config in ws.providers.values()]
 
 
+class Effects(TypedDict, total=False):
+    """The injectable effects of a verification, named once for every entry point.
+
+    Each is optional and defaults to the real thing: no cache, ``os.environ``, the system
+    resolver, a real HTTP transport and timeout, :class:`RetryPolicy`, ``asyncio.sleep``.
+    """
+
+    cache: VerifyCache | None
+    env: Mapping[str, str] | None
+    resolver: Resolver | None
+    transport: httpx.AsyncBaseTransport | None
+    timeout: httpx.Timeout | None
+    retry: RetryPolicy | None
+    sleep: Sleep | None
+
+
 async def averify_workspaces(
     workspaces: Iterable[Workspace],
     *,
     parallelism: int = 8,
-    cache: VerifyCache | None = None,
-    env: Mapping[str, str] | None = None,
-    resolver: Resolver | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    timeout: httpx.Timeout | None = None,
-    retry: RetryPolicy | None = None,
-    sleep: Sleep | None = None,
     rng: random.Random | None = None,
     on_done: Callable[[], None] | None = None,
+    **effects: Unpack[Effects],
 ) -> dict[str, tuple[Verified, ...]]:
     """Verify every configured provider of ``workspaces``; workspace name → results."""
+    # The type checker rejects an unknown effect; keep rejecting it at run time too.
+    if unknown := effects.keys() - Effects.__optional_keys__:
+        raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
     pairs = _configs(workspaces)
@@ -201,20 +214,21 @@ async def averify_workspaces(
             await stack.enter_async_context(
                 make_client(
                     parallelism=min(SLOTS_PER_CLIENT, parallelism),
-                    transport=transport,
-                    timeout=timeout,
+                    transport=effects.get("transport"),
+                    timeout=effects.get("timeout"),
                     tls=tls,
                 )
             )
             for _ in range(count)
         ]
+        env = effects.get("env")
         ctx = _Context(
             slots=_Slots(clients, parallelism),
             env=os.environ if env is None else env,
-            resolver=resolver or system_resolver,
-            cache=cache,
-            retry=retry or RetryPolicy(),
-            sleep=sleep or asyncio.sleep,
+            resolver=effects.get("resolver") or system_resolver,
+            cache=effects.get("cache"),
+            retry=effects.get("retry") or RetryPolicy(),
+            sleep=effects.get("sleep") or asyncio.sleep,
             rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
         )
         # Identical configurations (a key shared by workspaces) are verified once.
@@ -241,22 +255,16 @@ def verify_workspaces(
     workspaces: Iterable[Workspace],
     *,
     parallelism: int = 8,
-    cache: VerifyCache | None = None,
     progress: bool = False,
     err: TextIO | None = None,
-    env: Mapping[str, str] | None = None,
-    resolver: Resolver | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    timeout: httpx.Timeout | None = None,
-    retry: RetryPolicy | None = None,
-    sleep: Sleep | None = None,
+    **effects: Unpack[Effects],
 ) -> dict[str, tuple[CredentialCheck, ...]]:
     """Verify ``workspaces`` (blocking); workspace name → one check per configured provider.
 
     A progress bar is drawn on ``err`` (default stderr) only when ``progress`` is true
     and ``err`` is a terminal: CI logs get none. The cache carries its own (injectable)
-    clock; ``env``, ``resolver``, ``transport`` and ``sleep`` make every other effect
-    injectable.
+    clock; the other :class:`Effects` (``env``, ``resolver``, ``transport``, ``sleep``…)
+    make every other effect injectable.
     """
     workspaces = list(workspaces)
     stream = err if err is not None else sys.stderr
@@ -264,18 +272,7 @@ def verify_workspaces(
 
     def go(on_done: Callable[[], None] | None) -> dict[str, tuple[Verified, ...]]:
         return asyncio.run(
-            averify_workspaces(
-                workspaces,
-                parallelism=parallelism,
-                cache=cache,
-                env=env,
-                resolver=resolver,
-                transport=transport,
-                timeout=timeout,
-                retry=retry,
-                sleep=sleep,
-                on_done=on_done,
-            )
+            averify_workspaces(workspaces, parallelism=parallelism, on_done=on_done, **effects)
         )
 
     if progress and total and stream.isatty():
@@ -294,56 +291,22 @@ def verify_desired(
     desired: DesiredState,
     *,
     parallelism: int = 8,
-    cache: VerifyCache | None = None,
     progress: bool = False,
     err: TextIO | None = None,
-    env: Mapping[str, str] | None = None,
-    resolver: Resolver | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    timeout: httpx.Timeout | None = None,
-    retry: RetryPolicy | None = None,
-    sleep: Sleep | None = None,
+    **effects: Unpack[Effects],
 ) -> dict[str, tuple[CredentialCheck, ...]]:
     """Verify every configured provider of every workspace in ``desired``."""
     return verify_workspaces(
         desired.workspaces.values(),
         parallelism=parallelism,
-        cache=cache,
         progress=progress,
         err=err,
-        env=env,
-        resolver=resolver,
-        transport=transport,
-        timeout=timeout,
-        retry=retry,
-        sleep=sleep,
+        **effects,
     )
 
 
-def list_models(
-    config: ProviderConfig,
-    *,
-    cache: VerifyCache | None = None,
-    env: Mapping[str, str] | None = None,
-    resolver: Resolver | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    timeout: httpx.Timeout | None = None,
-    retry: RetryPolicy | None = None,
-    sleep: Sleep | None = None,
-) -> Verified:
+def list_models(config: ProviderConfig, **effects: Unpack[Effects]) -> Verified:
     """Verify one configuration and return the model ids its key can use."""
     ws = Workspace(name="-", providers={config.provider: config})
-    found = asyncio.run(
-        averify_workspaces(
-            [ws],
-            parallelism=1,
-            cache=cache,
-            env=env,
-            resolver=resolver,
-            transport=transport,
-            timeout=timeout,
-            retry=retry,
-            sleep=sleep,
-        )
-    )
+    found = asyncio.run(averify_workspaces([ws], parallelism=1, **effects))
     return found["-"][0]
