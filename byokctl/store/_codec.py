@@ -147,22 +147,72 @@ def decode_rows(rows: ConfigRows, keyring: Keyring) -> dict[str, DecodedWorkspac
         secrets.setdefault((ws_name, pid), {})[field] = Secret(plain.decode())
     providers: dict[str, dict[str, ProviderConfig]] = {}
     for ws_name, pid, model, settings in rows.providers:
+        row = f"provider {pid!r} of workspace {ws_name!r}"
         providers.setdefault(ws_name, {})[pid] = ProviderConfig(
             provider=pid,
             model=model,
-            settings=json.loads(settings),
+            settings=_settings(settings, row),
             secrets=secrets.get((ws_name, pid), {}),
         )
     out: dict[str, DecodedWorkspace] = {}
     for name, notify, enabled, applied, updated_at, updated_by in rows.workspaces:
+        row = f"workspace {name!r}"
         ws = Workspace(
             name=name,
-            notify=tuple(json.loads(notify)),
+            notify=_notify(notify, row),
             enabled=enabled,
             providers=providers.get(name, {}),
         )
-        out[name] = DecodedWorkspace(ws, applied, as_utc(updated_at), updated_by)
+        updated = _timestamp(updated_at, row, "updated_at")
+        out[name] = DecodedWorkspace(ws, applied, updated, updated_by)
     return out
+
+
+def malformed_row(row: str, column: str, expected: str) -> StoreError:
+    """The error for a stored value that does not decode; names the row and column, never the value.
+
+    A value in a store may be anything someone wrote into it; repeating it could show
+    something that should not be in a message (or a terminal escape), so it stays out.
+    """
+    return StoreError(
+        f"the store's row for {row} is malformed: its {column} column is not {expected}",
+        hint="apply the workspace from its files again to rewrite it",
+    )
+
+
+def _json(text: str, row: str, column: str, expected: str) -> object:
+    try:
+        value: object = json.loads(text)
+    except (TypeError, ValueError):
+        # ``from None``: a JSONDecodeError's context is the value.
+        raise malformed_row(row, column, expected) from None
+    return value
+
+
+def _settings(text: str, row: str) -> dict[str, str]:
+    """A provider's settings: a JSON object of strings (what :func:`encode_writes` writes)."""
+    expected = "a JSON object of strings"
+    value = _json(text, row, "settings", expected)
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise malformed_row(row, "settings", expected)
+    return value
+
+
+def _notify(text: str, row: str) -> tuple[str, ...]:
+    """A workspace's e-mail recipients: a JSON list of strings."""
+    expected = "a JSON list of strings"
+    value = _json(text, row, "notify", expected)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise malformed_row(row, "notify", expected)
+    return tuple(value)
+
+
+def _timestamp(value: str | datetime, row: str, column: str) -> datetime:
+    try:
+        return as_utc(value)
+    except (TypeError, ValueError, AttributeError):
+        # ``from None``: fromisoformat's message repeats the value.
+        raise malformed_row(row, column, "a timestamp") from None
 
 
 def live_state(rows: ConfigRows, keyring: Keyring, *, store: str) -> LiveState:

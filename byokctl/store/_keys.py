@@ -159,6 +159,28 @@ def wrong_key_error(store_key_id: str, given: MasterKey) -> MasterKeyError:
     )
 
 
+def must_register_key(current: str | None, keyring: Keyring) -> bool:
+    """Check that a write may encrypt with ``keyring.primary`` on a store whose key is ``current``.
+
+    Returns True when the store has no key yet: the first write decides the store's
+    master key, and the caller registers the primary key in the same transaction.
+    Returns False when the store's key is the primary key. Any other key is a
+    :class:`MasterKeyError`.
+    """
+    primary = keyring.primary
+    if current is None:
+        return True
+    if current != primary.key_id:
+        if keyring.get(current) is not None:
+            raise MasterKeyError(
+                f"the store's master key is now key id {current}, but this process "
+                f"encrypts with key id {primary.key_id}",
+                hint="make the store's current key the primary master key",
+            )
+        raise wrong_key_error(current, primary)
+    return False
+
+
 @dataclass(frozen=True)
 class LoadedMasterKey:
     """A master key and where it came from. ``created`` is true when it was just made."""

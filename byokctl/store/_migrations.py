@@ -16,8 +16,11 @@ must run "on first use" from inside ``open_store`` under the backend's own lock.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
+
+from byokctl.errors import StoreError
 
 #: The SQL dialects migrations are written in.
 Dialect = Literal["sqlite", "postgresql"]
@@ -213,3 +216,17 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 #: The newest schema version this byokctl knows.
 LATEST_VERSION = max(m.version for m in MIGRATIONS)
+
+
+def pending_migrations(applied: Collection[int], *, store: str) -> list[Migration]:
+    """The migrations not yet in ``applied``, in order; a newer store is a StoreError.
+
+    ``store`` names the store in the message (a path or a password-free URL).
+    """
+    if applied and max(applied) > LATEST_VERSION:
+        raise StoreError(
+            f"the store {store} has schema version {max(applied)}, newer than "
+            f"this byokctl knows ({LATEST_VERSION})",
+            hint="upgrade byokctl",
+        )
+    return [m for m in MIGRATIONS if m.version not in applied]

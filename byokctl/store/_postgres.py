@@ -67,8 +67,8 @@ from ._codec import (
     rotation,
     stale_plan_error,
 )
-from ._keys import Keyring, MasterKey, wrong_key_error
-from ._migrations import LATEST_VERSION, MIGRATIONS
+from ._keys import Keyring, MasterKey, must_register_key
+from ._migrations import LATEST_VERSION, pending_migrations
 from ._registry import safe_url  # the registry imports this module lazily: no cycle
 from ._types import AuditEntry, LockInfo, WorkspaceWrite
 
@@ -310,15 +310,7 @@ class PostgresStore:
                 " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
             )
             applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
-            if applied and max(applied) > LATEST_VERSION:
-                raise StoreError(
-                    f"the store {self._target.safe_url} has schema version {max(applied)}, "
-                    f"newer than this byokctl knows ({LATEST_VERSION})",
-                    hint="upgrade byokctl",
-                )
-            for migration in MIGRATIONS:
-                if migration.version in applied:
-                    continue
+            for migration in pending_migrations(applied, store=self._target.safe_url):
                 for statement in migration.statements("postgresql"):
                     conn.execute(statement.encode())  # bytes: no %-placeholder parsing
                 conn.execute(
@@ -348,21 +340,11 @@ class PostgresStore:
 
     def _claim_key(self, c: _Conn) -> None:
         """Check that the primary key is the store's key (registering it on a new store)."""
-        primary = self._keyring.primary
-        current = self._current_key_id(c)
-        if current is None:  # the first write decides the store's master key
+        if must_register_key(self._current_key_id(c), self._keyring):
             c.execute(
                 "INSERT INTO master_keys (key_id, added_at) VALUES (%s, %s)",
-                (primary.key_id, _now()),
+                (self._keyring.primary.key_id, _now()),
             )
-        elif current != primary.key_id:
-            if self._keyring.get(current) is not None:
-                raise MasterKeyError(
-                    f"the store's master key is now key id {current}, but this process "
-                    f"encrypts with key id {primary.key_id}",
-                    hint="make the store's current key the primary master key",
-                )
-            raise wrong_key_error(current, primary)
 
     def _bump_serial(self, c: _Conn, expected: int | None) -> int:
         """Increment the serial; with ``expected``, only if it still is that (else stale).

@@ -17,11 +17,16 @@ def _open_postgresql(url: str, keyring: Keyring) -> Store:
     try:
         from ._postgres import PostgresStore  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise StoreError(
-            f"the PostgreSQL store needs psycopg, which is not installed ({exc.name})",
-            hint="pip install 'psycopg[binary]' psycopg-pool",
-        ) from None
+        raise psycopg_missing(exc) from None
     return PostgresStore.open(url, keyring)
+
+
+def psycopg_missing(exc: ImportError) -> StoreError:
+    """The error for a PostgreSQL URL when psycopg is not installed."""
+    return StoreError(
+        f"the PostgreSQL store needs psycopg, which is not installed ({exc.name})",
+        hint="pip install 'psycopg[binary]' psycopg-pool",
+    )
 
 
 #: ``scheme -> opener``: one explicit registry, opened by URL scheme.

@@ -38,7 +38,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias
 
@@ -47,6 +46,21 @@ from psycopg.conninfo import make_conninfo
 
 from byokctl.errors import StoreError
 
+from ._health import (
+    EPISODE_COLUMNS,
+    HEALTH_COLUMNS,
+    credit_usage_query,
+    credit_usage_rows,
+    decide_failure,
+    decide_probe,
+    decide_success,
+    episode_from_row,
+    episodes_query,
+    health_from_row,
+    health_values,
+    may_reset,
+    write_decision,
+)
 from ._postgres import CHANGES_CHANNEL, Target, int4_hash
 from ._runtime import (
     BreakerPolicy,
@@ -56,7 +70,6 @@ from ._runtime import (
     Failure,
     HealthChange,
     HealthRecord,
-    HealthStatus,
     Period,
     ProbeGrant,
 )
@@ -75,15 +88,6 @@ FEED_BACKOFF_MAX_S: Final = 5.0
 
 _Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 
-_HEALTH_COLUMNS: Final = (
-    "workspace, provider, credential_fingerprint, status, reason, failures,"
-    " window_started, open_until, probe_until, since, episode_id"
-)
-_EPISODE_COLUMNS: Final = (
-    "id, workspace, provider, credential_fingerprint, reason, sticky, detail, opened_at,"
-    " closed_at, close_reason, notified_at, notify_attempts, notify_error"
-)
-_STATUSES: Final[dict[str, HealthStatus]] = {"ok": "ok", "open": "open", "sticky": "sticky"}
 _PERIOD_FORMATS: Final[dict[str, str]] = {"day": "YYYY-MM-DD", "month": "YYYY-MM"}
 
 
@@ -91,49 +95,8 @@ def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
-def _ts_or_none(t: float | None) -> datetime | None:
-    return None if t is None else _ts(t)
-
-
-def _tf(d: datetime | None) -> float | None:
-    return None if d is None else d.timestamp()
-
-
-def _health(row: tuple[Any, ...]) -> HealthRecord:
-    ws, prov, fp, status, reason, failures, window, open_until, probe, since, ep = row
-    return HealthRecord(
-        workspace=str(ws),
-        provider=str(prov),
-        fingerprint=str(fp),
-        status=_STATUSES.get(str(status), "ok"),
-        outcome=None if reason is None else str(reason),
-        failures=int(failures),
-        window_started=_tf(window),
-        open_until=_tf(open_until),
-        probe_until=_tf(probe),
-        since=since.timestamp(),
-        episode_id=None if ep is None else int(ep),
-    )
-
-
-def _episode(row: tuple[Any, ...]) -> Episode:
-    (eid, ws, prov, fp, reason, sticky, detail, opened, closed, close_reason, notified,
-     attempts, error) = row  # fmt: skip
-    return Episode(
-        id=int(eid),
-        workspace=str(ws),
-        provider=str(prov),
-        fingerprint=str(fp),
-        outcome=str(reason),
-        sticky=bool(sticky),
-        detail="" if detail is None else str(detail),
-        opened_at=opened.timestamp(),
-        closed_at=_tf(closed),
-        close_reason=None if close_reason is None else str(close_reason),
-        notified_at=_tf(notified),
-        notify_attempts=int(attempts),
-        notify_error=None if error is None else str(error),
-    )
+def _seconds(d: datetime) -> float:
+    return d.timestamp()
 
 
 class _Connections:
@@ -265,24 +228,21 @@ class PostgresRuntimeStore:
         finally:
             self._conns.put(conn, healthy=healthy)
 
-    def _lock_provider(self, c: _Conn, workspace: str, provider: str) -> None:
-        """Serialise decisions about one provider of one workspace (until commit)."""
+    def _locked_row(self, c: _Conn, workspace: str, provider: str) -> HealthRecord | None:
+        """Serialise decisions about one provider of one workspace (until commit); its row."""
         key = int4_hash(f"{self._schema}\0{workspace}\0{provider}")
         c.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_NS_HEALTH, key))
-
-    @staticmethod
-    def _row(c: _Conn, workspace: str, provider: str) -> HealthRecord | None:
         row = c.execute(
-            f"SELECT {_HEALTH_COLUMNS} FROM provider_health"  # noqa: S608
+            f"SELECT {HEALTH_COLUMNS} FROM provider_health"  # noqa: S608
             " WHERE workspace = %s AND provider = %s",
             (workspace, provider),
         ).fetchone()
-        return None if row is None else _health(row)
+        return None if row is None else health_from_row(row, _seconds)
 
     @staticmethod
     def _put(c: _Conn, h: HealthRecord, now: float) -> None:
         c.execute(
-            f"INSERT INTO provider_health ({_HEALTH_COLUMNS}, checked_at)"  # noqa: S608
+            f"INSERT INTO provider_health ({HEALTH_COLUMNS}, checked_at)"  # noqa: S608
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (workspace, provider) DO UPDATE SET"
             " credential_fingerprint = excluded.credential_fingerprint,"
@@ -291,20 +251,7 @@ class PostgresRuntimeStore:
             " open_until = excluded.open_until, probe_until = excluded.probe_until,"
             " since = excluded.since, episode_id = excluded.episode_id,"
             " checked_at = excluded.checked_at",
-            (
-                h.workspace,
-                h.provider,
-                h.fingerprint,
-                h.status,
-                h.outcome,
-                h.failures,
-                _ts_or_none(h.window_started),
-                _ts_or_none(h.open_until),
-                _ts_or_none(h.probe_until),
-                _ts(h.since),
-                h.episode_id,
-                _ts(now),
-            ),
+            health_values(h, now, _ts),
         )
 
     @staticmethod
@@ -361,112 +308,46 @@ class PostgresRuntimeStore:
     def health(self) -> list[HealthRecord]:
         """Every health record."""
         with self._tx("read provider health") as c:
-            rows = c.execute(f"SELECT {_HEALTH_COLUMNS} FROM provider_health").fetchall()  # noqa: S608
-        return [_health(r) for r in rows]
+            rows = c.execute(f"SELECT {HEALTH_COLUMNS} FROM provider_health").fetchall()  # noqa: S608
+        return [health_from_row(r, _seconds) for r in rows]
 
     def record_failure(
         self, failure: Failure, *, now: float, policy: BreakerPolicy
     ) -> HealthChange:
         """Count a failure and decide the provider's new health (see the protocol)."""
-        f = failure
         with self._tx("record a failure") as c:
-            self._lock_provider(c, f.workspace, f.provider)
-            h = self._row(c, f.workspace, f.provider)
-            replaced = False
-            if h is not None and h.fingerprint != f.fingerprint:
-                self._close_episodes(c, f.workspace, f.provider, now, "credentials_changed")
-                h, replaced = None, True
-            if h is not None and h.status == "sticky":
-                return HealthChange(h, changed=False)
-            failures = 1 if h is None else h.failures + 1
-            if f.sticky:
-                # A transient episode in progress ends here; the sticky one needs new
-                # credentials, which is a different message to the admins.
-                self._close_episodes(c, f.workspace, f.provider, now, "escalated")
-                episode = self._open_episode(c, f, now)
-                new = HealthRecord(
-                    f.workspace, f.provider, f.fingerprint, "sticky", f.outcome, failures,
-                    None, None, None, now, episode,
-                )  # fmt: skip
-                self._put(c, new, now)
-                self._bump(c)
-                return HealthChange(new, changed=True, episode_opened=episode)
-            cooldown = max(policy.cooldown, f.retry_after or 0.0)
-            if h is not None and h.status == "open":
-                if not f.probe:
-                    # In flight when the breaker opened: counted, no longer cooldown.
-                    new = replace(h, failures=failures, outcome=f.outcome)
-                    self._put(c, new, now)
-                    return HealthChange(new, changed=False)
-                new = replace(
-                    h, failures=failures, outcome=f.outcome, open_until=now + cooldown,
-                    probe_until=None,
-                )  # fmt: skip
-                self._put(c, new, now)
-                self._bump(c)
-                return HealthChange(new, changed=True)
-            fresh = h is None or h.window_started is None or now - h.window_started >= policy.window
-            count = 1 if fresh or h is None else h.failures + 1
-            window_started = now if fresh or h is None else h.window_started
-            if count < policy.threshold:
-                new = HealthRecord(
-                    f.workspace, f.provider, f.fingerprint, "ok", f.outcome, count,
-                    window_started, None, None, now if h is None else h.since, None,
-                )  # fmt: skip
-                self._put(c, new, now)
-                if replaced:
-                    self._bump(c)
-                return HealthChange(new, changed=replaced)
-            episode = self._open_episode(c, f, now)
-            new = HealthRecord(
-                f.workspace, f.provider, f.fingerprint, "open", f.outcome, count,
-                window_started, now + cooldown, None, now, episode,
-            )  # fmt: skip
-            self._put(c, new, now)
-            self._bump(c)
-            return HealthChange(new, changed=True, episode_opened=episode)
+            h = self._locked_row(c, failure.workspace, failure.provider)
+            decision = decide_failure(h, failure, now=now, policy=policy)
+            return write_decision(self, c, decision, now)
 
     def record_success(
         self, workspace: str, provider: str, fingerprint: str, *, now: float
     ) -> HealthChange:
         """Close an open breaker for this fingerprint; sticky records stay."""
         with self._tx("record a recovery") as c:
-            self._lock_provider(c, workspace, provider)
-            h = self._row(c, workspace, provider)
-            if h is None or h.fingerprint != fingerprint or h.status != "open":
-                return HealthChange(h, changed=False)
-            self._close_episodes(c, workspace, provider, now, "recovered")
-            new = HealthRecord(
-                workspace, provider, fingerprint, "ok", None, 0, None, None, None, now, None
-            )
-            self._put(c, new, now)
-            self._bump(c)
-            return HealthChange(new, changed=True)
+            h = self._locked_row(c, workspace, provider)
+            decision = decide_success(h, workspace, provider, fingerprint, now=now)
+            return write_decision(self, c, decision, now)
 
     def claim_probe(
         self, workspace: str, provider: str, fingerprint: str, *, now: float, lease: float
     ) -> ProbeGrant:
         """Grant the half-open probe to exactly one caller."""
         with self._tx("claim a probe") as c:
-            self._lock_provider(c, workspace, provider)
-            h = self._row(c, workspace, provider)
-            if h is None or h.fingerprint != fingerprint or h.status != "open":
-                return ProbeGrant(False, now)  # the caller's view is stale
-            if h.open_until is not None and h.open_until > now:
-                return ProbeGrant(False, h.open_until)
-            if h.probe_until is not None and h.probe_until > now:
-                return ProbeGrant(False, h.probe_until)
-            self._put(c, replace(h, probe_until=now + lease), now)
-            return ProbeGrant(True, now + lease)
+            grant, new = decide_probe(
+                self._locked_row(c, workspace, provider), fingerprint, now=now, lease=lease
+            )
+            if new is not None:
+                self._put(c, new, now)
+            return grant
 
     def reset(
         self, workspace: str, provider: str, *, fingerprint: str | None, reason: str, now: float
     ) -> bool:
         """Forget a health record (if it still has ``fingerprint``) and close its episode."""
         with self._tx("reset provider health") as c:
-            self._lock_provider(c, workspace, provider)
-            h = self._row(c, workspace, provider)
-            if h is not None and fingerprint is not None and h.fingerprint != fingerprint:
+            h = self._locked_row(c, workspace, provider)
+            if not may_reset(h, fingerprint):
                 return False
             row = c.execute(
                 "SELECT count(*) FROM failure_episodes"
@@ -485,32 +366,23 @@ class PostgresRuntimeStore:
 
     def episodes(self, *, workspace: str | None = None, open_only: bool = True) -> list[Episode]:
         """Episodes, newest first."""
-        where: list[str] = []
-        args: list[object] = []
-        if workspace is not None:
-            where.append("workspace = %s")
-            args.append(workspace)
-        if open_only:
-            where.append("closed_at IS NULL")
-        sql = f"SELECT {_EPISODE_COLUMNS} FROM failure_episodes"  # noqa: S608
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql, args = episodes_query(workspace=workspace, open_only=open_only, mark="%s")
         with self._tx("read failure episodes") as c:
-            rows = c.execute((sql + " ORDER BY id DESC").encode(), args).fetchall()
-        return [_episode(r) for r in rows]
+            rows = c.execute(sql.encode(), args).fetchall()
+        return [episode_from_row(r, _seconds) for r in rows]
 
     def pending_notifications(self, *, now: float) -> list[Episode]:
         """Open, unsent episodes that may be attempted now."""
         stamp = _ts(now)
         with self._tx("read pending e-mails") as c:
             rows = c.execute(
-                f"SELECT {_EPISODE_COLUMNS} FROM failure_episodes"  # noqa: S608
+                f"SELECT {EPISODE_COLUMNS} FROM failure_episodes"  # noqa: S608
                 " WHERE closed_at IS NULL AND notified_at IS NULL"
                 " AND (notify_after IS NULL OR notify_after <= %s)"
                 " AND (notify_claimed_until IS NULL OR notify_claimed_until <= %s) ORDER BY id",
                 (stamp, stamp),
             ).fetchall()
-        return [_episode(r) for r in rows]
+        return [episode_from_row(r, _seconds) for r in rows]
 
     def claim_notification(self, episode_id: int, *, now: float, lease: float) -> bool:
         """Compare-and-set the send lease."""
@@ -584,36 +456,20 @@ class PostgresRuntimeStore:
         period: Period | None = None,
     ) -> list[CreditUsage]:
         """Sum the ledger."""
-        where: list[str] = []
-        args: list[object] = []
-        if workspace is not None:
-            where.append("workspace = %s")
-            args.append(workspace)
-        if since is not None:
-            where.append("at >= %s")
-            args.append(_ts(since))
-        if until is not None:
-            where.append("at < %s")
-            args.append(_ts(until))
         # Periods are UTC days and months, as on SQLite (whose timestamps are UTC text).
         bucket = (
             f"to_char(at AT TIME ZONE 'UTC', '{_PERIOD_FORMATS[period]}')" if period else "NULL"
         )
-        sql = (
-            f"SELECT workspace, feature, route, sum(actions), sum(credits), {bucket} AS period"  # noqa: S608
-            " FROM credit_ledger"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " GROUP BY workspace, feature, route, period"
-            # A refunded attempt (a failure served by Neo) nets to zero: not usage.
-            " HAVING sum(actions) != 0 OR sum(credits) != 0"
-            " ORDER BY period, workspace, feature, route"
+        sql, args = credit_usage_query(
+            bucket=bucket,
+            workspace=workspace,
+            since=None if since is None else _ts(since),
+            until=None if until is None else _ts(until),
+            mark="%s",
         )
         with self._tx("sum the credit ledger") as c:
             rows = c.execute(sql.encode(), args).fetchall()
-        return [
-            CreditUsage(str(w), str(f), str(r), int(a), int(cr), None if p is None else str(p))
-            for w, f, r, a, cr, p in rows
-        ]
+        return credit_usage_rows(rows)
 
     def listen(self) -> PostgresChangeFeed:
         """A feed that wakes up when this store announces a change (its own connection)."""

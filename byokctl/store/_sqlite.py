@@ -18,9 +18,10 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from byokctl.errors import MasterKeyError, StoreError
 from byokctl.model import LiveState, Workspace
@@ -37,8 +38,8 @@ from ._codec import (
     rotation,
     stale_plan_error,
 )
-from ._keys import Keyring, MasterKey, wrong_key_error
-from ._migrations import LATEST_VERSION, MIGRATIONS
+from ._keys import Keyring, MasterKey, must_register_key
+from ._migrations import LATEST_VERSION, pending_migrations
 from ._types import AuditEntry, LockInfo, WorkspaceWrite
 
 SCHEME = "sqlite"
@@ -80,6 +81,30 @@ def path_from_url(url: str) -> Path:
             hint="use sqlite:///relative/path.db or sqlite:////absolute/path.db",
         )
     return Path(url.removeprefix(prefix))
+
+
+@contextmanager
+def sqlite_transaction(
+    conn: sqlite3.Connection, mutex: AbstractContextManager[Any], path: Path, mode: str
+) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN <mode>`` transaction on ``conn`` under ``mutex``; SQLite errors translated.
+
+    Shared by the configuration and the runtime store (each has its own connection).
+    """
+    with mutex:
+        try:
+            conn.execute(f"BEGIN {mode}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store {path} is unavailable: {exc}") from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"the store {path} failed: {exc}") from exc
+            raise
 
 
 class SQLiteStore:
@@ -129,26 +154,11 @@ class SQLiteStore:
 
     # -- plumbing ---------------------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        with self._mutex:
-            try:
-                self._conn.execute(f"BEGIN {mode}")
-            except sqlite3.Error as exc:
-                raise StoreError(f"the store {self._path} is unavailable: {exc}") from exc
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"the store {self._path} failed: {exc}") from exc
-                raise
+    def _transaction(self, mode: str = "IMMEDIATE") -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_transaction(self._conn, self._mutex, self._path, mode)
 
     def _migrate(self) -> None:
-        known = LATEST_VERSION
-        if self._read_schema_version() == known:
+        if self._read_schema_version() == LATEST_VERSION:
             return  # the common case: no write lock needed to open a current store
         with self._transaction() as c:  # BEGIN IMMEDIATE: one migrator at a time
             c.execute(
@@ -156,15 +166,7 @@ class SQLiteStore:
                 " name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
             applied = {int(r[0]) for r in c.execute("SELECT version FROM schema_migrations")}
-            if applied and max(applied) > known:
-                raise StoreError(
-                    f"the store {self._path} has schema version {max(applied)}, newer than "
-                    f"this byokctl knows ({known})",
-                    hint="upgrade byokctl",
-                )
-            for migration in MIGRATIONS:
-                if migration.version in applied:
-                    continue
+            for migration in pending_migrations(applied, store=str(self._path)):
                 for statement in migration.statements("sqlite"):
                     c.execute(statement)
                 c.execute(
@@ -189,21 +191,11 @@ class SQLiteStore:
 
     def _claim_key(self, c: sqlite3.Connection) -> None:
         """Check that the primary key is the store's key (registering it on a new store)."""
-        primary = self._keyring.primary
-        current = self._current_key_id(c)
-        if current is None:  # the first write decides the store's master key
+        if must_register_key(self._current_key_id(c), self._keyring):
             c.execute(
                 "INSERT INTO master_keys (key_id, added_at) VALUES (?, ?)",
-                (primary.key_id, _now().isoformat()),
+                (self._keyring.primary.key_id, _now().isoformat()),
             )
-        elif current != primary.key_id:
-            if self._keyring.get(current) is not None:
-                raise MasterKeyError(
-                    f"the store's master key is now key id {current}, but this process "
-                    f"encrypts with key id {primary.key_id}",
-                    hint="make the store's current key the primary master key",
-                )
-            raise wrong_key_error(current, primary)
 
     @staticmethod
     def _check_serial(c: sqlite3.Connection, expected: int) -> None:

@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from byokctl.errors import StoreError
 
-from ._registry import DEFAULT_STORE_URL, safe_url
+from ._registry import DEFAULT_STORE_URL, psycopg_missing, safe_url
 from ._runtime import (
     BreakerPolicy,
     CreditEntry,
@@ -90,10 +90,7 @@ def _open_postgresql(url: str) -> RuntimeStore:
     try:
         from ._runtime_postgres import PostgresRuntimeStore  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise StoreError(
-            f"the PostgreSQL store needs psycopg, which is not installed ({exc.name})",
-            hint="pip install 'psycopg[binary]' psycopg-pool",
-        ) from None
+        raise psycopg_missing(exc) from None
     return PostgresRuntimeStore.open(url)
 
 

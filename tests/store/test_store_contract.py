@@ -291,3 +291,50 @@ def test_secret_fields_with_unusual_values_round_trip(store: Store) -> None:
     _write(store, ws)
     got = store.read_state().workspaces["odd"].workspace.providers["openai"].secrets["api_key"]
     assert got.reveal() == odd.reveal()
+
+
+def _poke(backend: Backend, sql: str, value: str) -> None:
+    """Run one raw UPDATE (one ``?`` parameter) on the store, bypassing its interface."""
+    if backend.name == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(backend.url.removeprefix("sqlite:///"))
+        with conn:
+            conn.execute(sql, (value,))
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(backend.url, autocommit=True) as pg:
+        pg.execute(sql.replace("?", "%s").encode(), (value,))
+
+
+# (table.column, the row's name in the message, (value on SQLite, value on PostgreSQL)):
+# PostgreSQL's jsonb refuses text that is not JSON, so its values are valid JSON of the
+# wrong shape.
+MALFORMED = [
+    ("provider_configs.settings", "provider 'openai' of workspace 'acme'", ("not json", '"x"')),
+    ("provider_configs.settings", "provider 'openai' of workspace 'acme'", ("[1]", "[1]")),
+    ("provider_configs.settings", "provider 'openai' of workspace 'acme'", ('{"a": 1}',) * 2),
+    ("workspaces.notify", "workspace 'acme'", ("garbage", '"garbage"')),
+    ("workspaces.notify", "workspace 'acme'", ('["ops@acme.example", 7]', '{"to": "x"}')),
+]
+
+
+@pytest.mark.parametrize(("column", "row", "values"), MALFORMED)
+def test_malformed_rows_are_a_store_error_naming_row_and_column(
+    backend: Backend, store: Store, column: str, row: str, values: tuple[str, str]
+) -> None:
+    _write(store, workspace("acme"), workspace("beta"))
+    table, col = column.split(".")
+    key = "workspace" if table == "provider_configs" else "name"
+    value = values[0] if backend.name == "sqlite" else values[1]
+    _poke(backend, f"UPDATE {table} SET {col} = ? WHERE {key} = 'acme'", value)  # noqa: S608
+    with pytest.raises(StoreError) as err:
+        store.read_state()
+    message = str(err.value)
+    assert row in message
+    assert f"{col} column" in message
+    assert value not in message
+    assert "beta" not in message
+    assert err.value.__cause__ is None

@@ -164,3 +164,21 @@ def test_migrations_are_recorded_once_and_newer_stores_refused(tmp_path: Path) -
     conn.close()
     with pytest.raises(StoreError, match="schema version 99"):
         open_store(_url(db), master_key=key)
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2024-13-45T00:00:00"])
+def test_a_malformed_timestamp_is_a_store_error_naming_row_and_column(
+    tmp_path: Path, value: str
+) -> None:
+    # PostgreSQL's timestamptz cannot hold such a value; SQLite's TEXT can.
+    db = tmp_path / "state.db"
+    with open_store(_url(db), master_key=MasterKey.generate()) as s:
+        _apply(s, workspace("acme"))
+        conn = sqlite3.connect(db)
+        with conn:
+            conn.execute("UPDATE workspaces SET updated_at = ? WHERE name = 'acme'", (value,))
+        conn.close()
+        with pytest.raises(StoreError, match=r"workspace 'acme'.*updated_at column") as err:
+            s.read_state()
+    assert value not in str(err.value)
+    assert err.value.__cause__ is None
