@@ -1,9 +1,10 @@
 """``byokctl resolve NAME``, ``byokctl status``, ``byokctl credits [NAME]``: the runtime, read.
 
 Each opens the store and a :class:`~byokctl.resolver.Resolver` without background
-threads or e-mail (a command only looks). ``resolve`` shows where the next action would
-go without charging it: it reads the routing table, not the ledger. Credentials never
-appear in any output.
+threads and with e-mail off (``notify=False``: a command only looks, whatever
+``BYOK_SMTP_URL`` says). Episode details are sanitized again on output. ``resolve``
+shows where the next action would go without charging it: it reads the routing table,
+not the ledger. Credentials never appear in any output.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from byokctl.commands._common import open_live_store, store_url
 from byokctl.errors import ByokError
 from byokctl.resolver import FEATURES, Resolver
 from byokctl.store.runtime import open_runtime_store
+from byokctl.verify.classify import sanitize
 
 Format = Literal["text", "json"]
 
@@ -31,7 +33,8 @@ def _resolver(store: str | None, *, err: TextIO) -> Iterator[Resolver]:
     except BaseException:
         live.close()
         raise
-    resolver = Resolver(live, runtime, refresh_interval=None, owns_stores=True, smtp=None)
+    # notify=False: a command only looks; it must never send a failure e-mail itself.
+    resolver = Resolver(live, runtime, refresh_interval=None, owns_stores=True, notify=False)
     try:
         yield resolver
     finally:
@@ -93,7 +96,8 @@ def status(*, store: str | None, fmt: Format, out: TextIO, err: TextIO) -> int:
                             "sticky": e.sticky,
                             "opened_at": _iso(e.opened_at),
                             "notified_at": None if e.notified_at is None else _iso(e.notified_at),
-                            "detail": e.detail,
+                            # Sanitized again: an older byokctl stored details raw.
+                            "detail": sanitize(e.detail),
                         }
                         for e in s.episodes
                     ],

@@ -10,6 +10,12 @@ not yet written, plus any batch the store refused while it was unreachable (kept
 memory and retried on the next flush, so only a crash during an outage of the store
 loses more). A clean :meth:`CreditBuffer.flush` at close loses nothing. A refused batch
 is not logged here: the resolver logs a store outage once, not once per flush.
+
+A bad entry must not hold the others hostage (nor pass for an outage): names that no
+store can hold (not text, NUL, lone surrogates, overlong) are set aside before the
+write; when the store refuses a batch but still answers, the entries are written one
+by one and those it refuses are set aside (:attr:`CreditBuffer.rejected`). An entry
+refused alone three flushes in a row while the store answers is set aside too.
 """
 
 from __future__ import annotations
@@ -18,9 +24,28 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from byokctl.errors import StoreError
 from byokctl.store.runtime import CreditEntry, RuntimeStore
 
 from ._table import Charge
+
+#: Longest workspace, feature or route name written to the ledger.
+MAX_NAME = 200
+#: A batch refused on its own this many flushes in a row (the store answering) is set aside.
+MAX_SOLO_REFUSALS = 3
+#: At most this many set-aside entries are kept (merged per name and hour) for inspection.
+MAX_REJECTED = 1000
+
+
+def storable(name: object) -> bool:
+    """Whether ``name`` can be written to any backend's ledger (UTF-8 text, no NUL, short)."""
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME or "\x00" in name:
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class CreditBuffer:
@@ -33,6 +58,9 @@ class CreditBuffer:
         #: Bound method, looked up once: ``resolve`` calls it on every action.
         self.append = self._charges.append
         self._unwritten: list[CreditEntry] = []
+        #: Entries no store will take (see the module docstring); never retried.
+        self.rejected: list[CreditEntry] = []
+        self._solo_refusals = 0
         self._flush_lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -56,7 +84,13 @@ class CreditBuffer:
             acc[1] += credits
             taken += 1
         at = self._clock()
-        new = [CreditEntry(w, f, r, a, c, at) for (w, f, r), (a, c) in sums.items()]
+        new = []
+        for (w, f, r), (a, c) in sums.items():
+            entry = CreditEntry(w, f, r, a, c, at)
+            if storable(w) and storable(f) and storable(r):
+                new.append(entry)
+            else:
+                self._reject([entry])
         self._unwritten = _merge(self._unwritten + new) if self._unwritten else new
         return taken
 
@@ -72,18 +106,51 @@ class CreditBuffer:
     def flush(self) -> int:
         """Write what is buffered (summed); return the number of charges written.
 
-        Raises :class:`StoreError` when the store refuses the batch; nothing is lost:
-        the entries are kept and written with the next successful flush.
+        Raises :class:`StoreError` when the store is unavailable; nothing is lost: the
+        entries are kept and written with the next successful flush. Entries the
+        store refuses while it answers are set aside (:attr:`rejected`), not retried.
         """
         with self._flush_lock:
             taken = self._drain()
             if not self._unwritten:
                 return 0
-            # On failure the entries stay in _unwritten for the next flush: the ledger
-            # must not lose credits because the store was briefly unavailable.
-            self._runtime.append_credits(self._unwritten)
+            try:
+                self._runtime.append_credits(self._unwritten)
+            except StoreError:
+                # Unreachable store: this raises too, and every entry stays for the next
+                # flush (the ledger must not lose credits to a short outage).
+                self._runtime.versions()
+                self._one_by_one()
+            else:
+                self._solo_refusals = 0
             self._unwritten = []
             return taken
+
+    def _one_by_one(self) -> None:
+        """The store answers but refused the batch: find the entries it refuses."""
+        refused: list[CreditEntry] = []
+        error: StoreError | None = None
+        entries = self._unwritten
+        for entry in entries:
+            try:
+                self._runtime.append_credits([entry])
+            except StoreError as exc:
+                refused.append(entry)
+                error = exc
+        if error is None:
+            self._solo_refusals = 0
+            return
+        if len(refused) == len(entries):
+            self._solo_refusals += 1
+            if self._solo_refusals < MAX_SOLO_REFUSALS:
+                self._unwritten = refused
+                raise error  # maybe the store itself (a full disk): keep them for now
+        self._solo_refusals = 0
+        self._reject(refused)
+
+    def _reject(self, entries: list[CreditEntry]) -> None:
+        merged = _merge(self.rejected + entries)
+        self.rejected = merged[-MAX_REJECTED:]
 
 
 def _merge(entries: list[CreditEntry]) -> list[CreditEntry]:

@@ -25,11 +25,15 @@ action goes to Neo with reason ``store_unavailable`` (fail closed).
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
 import os
+import re
 import smtplib
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +42,7 @@ from typing import TYPE_CHECKING, TypeVar
 from byokctl.errors import StoreError
 from byokctl.model import NEO, LiveState
 from byokctl.store import MasterKey, Store, load_master_key, open_store
+from byokctl.store._health import capped_retry_after
 from byokctl.store.runtime import (
     BreakerPolicy,
     ChangeFeed,
@@ -92,6 +97,12 @@ NOTIFY_RETRY_S = 30.0
 NOTIFY_RETRY_CAP_S = 3600.0
 #: The e-mail thread looks for episodes opened by other processes this often.
 NOTIFY_POLL_S = 5.0
+#: ``resolve`` waits at most this long for the store when it asks for a breaker's probe
+#: (a busy store means "not now": the route stays Neo and it asks again a second later).
+PROBE_CLAIM_WAIT_S = 0.05
+
+#: A workspace name (the schema's slug): only such unknown names are charged to the ledger.
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -129,13 +140,67 @@ def _classify(provider: str, outcome: object) -> Classification:
     if isinstance(outcome, Classification):
         return outcome
     if isinstance(outcome, ProviderResponse):
-        return classify_response(provider, outcome.status, outcome.headers, outcome.body)
+        body = outcome.body.encode() if isinstance(outcome.body, str) else bytes(outcome.body)
+        return classify_response(provider, outcome.status, outcome.headers, body)
     if isinstance(outcome, BaseException):
         return classify_exception(provider, outcome)
+    value = Outcome(str(outcome))  # a valid outcome string: checked by _check_outcome
+    return Classification(value, meaning(value))
+
+
+_ACCEPTED = (
+    "Classification, Outcome, an outcome string such as 'ok', ProviderResponse, or an exception"
+)
+
+
+def _check_outcome(outcome: object) -> None:
+    """A :class:`TypeError` / :class:`ValueError` for what ``report`` cannot take (a bug)."""
+    from byokctl.verify.classify import Classification, Outcome  # noqa: PLC0415
+
+    if isinstance(outcome, (Classification, BaseException)):
+        return
+    if isinstance(outcome, ProviderResponse):
+        status = outcome.status
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise TypeError(
+                f"ProviderResponse.status must be an int HTTP status, not {type(status).__name__}"
+            )
+        if not isinstance(outcome.body, (bytes, bytearray, str)):
+            raise TypeError(
+                f"ProviderResponse.body must be bytes, not {type(outcome.body).__name__}"
+            )
+        return
     if isinstance(outcome, str):
-        value = Outcome(outcome)
-        return Classification(value, meaning(value))
-    raise TypeError(f"cannot report {type(outcome).__name__}; see Resolver.report")
+        if outcome not in Outcome._value2member_map_:
+            values = ", ".join(o.value for o in Outcome)
+            raise ValueError(f"cannot report {outcome!r}: an outcome string is one of {values}")
+        return
+    raise TypeError(f"cannot report {type(outcome).__name__}: report takes {_ACCEPTED}")
+
+
+def _safe(c: Classification) -> Classification:
+    """``c`` with a sanitized detail and a capped Retry-After (an app may have built it)."""
+    from byokctl.verify.classify import sanitize  # noqa: PLC0415
+
+    detail = sanitize(c.detail if isinstance(c.detail, str) else str(c.detail))
+    raw: object = c.retry_after
+    ok = isinstance(raw, (int, float)) and not isinstance(raw, bool)
+    retry = capped_retry_after(float(raw)) if ok else None  # type: ignore[arg-type]
+    if detail == c.detail and retry == c.retry_after:
+        return c
+    return replace(c, detail=detail, retry_after=retry)
+
+
+def _chargeable(workspace: object) -> bool:
+    """Whether an unknown workspace name may go to the ledger: only a valid slug can."""
+    return isinstance(workspace, str) and _SLUG.fullmatch(workspace) is not None
+
+
+def _close_at_exit(ref: weakref.ReferenceType[Resolver]) -> None:
+    """At interpreter exit: flush a resolver the application never closed."""
+    resolver = ref()
+    if resolver is not None:
+        resolver.close()
 
 
 class Resolver:
@@ -163,6 +228,7 @@ class Resolver:
         owns_stores: bool = False,
         max_staleness: float | None = DEFAULT_MAX_STALENESS_S,
         listen: bool = True,
+        notify: bool = True,
     ) -> None:
         """Load the table from the stores; start the background threads.
 
@@ -177,6 +243,12 @@ class Resolver:
         for as long as the store is away. Must exceed ``refresh_interval``.
         ``smtp=None`` reads ``BYOK_SMTP_URL``/``BYOK_SMTP_FROM`` from ``env``; without an
         SMTP URL no e-mail is sent by this process (episodes wait for one that can).
+        ``notify=False`` never sends e-mail, whatever ``smtp`` and ``env`` say (the
+        ``status`` and ``resolve`` commands only look).
+
+        An ``atexit`` hook (holding only a weak reference) closes a resolver the
+        application forgot to close, so buffered credits reach the ledger on a normal
+        exit; :meth:`close` removes it.
         """
         if refresh_interval is not None and refresh_interval <= 0:
             raise ValueError("refresh_interval must be positive (or None for manual refresh)")
@@ -195,7 +267,9 @@ class Resolver:
         self._owns_stores = owns_stores
         self._clock = clock
         self._env = dict(env)
-        self._smtp = smtp if smtp is not None else _notify.SmtpConfig.from_env(env)
+        self._smtp = (
+            None if not notify else smtp if smtp is not None else _notify.SmtpConfig.from_env(env)
+        )
         self._breaker = breaker or BreakerPolicy()
         self._neo = Neo(costs, neo_model, neo_base_url)
         self._fp_key = runtime.fingerprint_key()
@@ -216,6 +290,11 @@ class Resolver:
         self._wake_notifier = threading.Event()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        #: A reload's reconcile failed: retry it on the next refresh even if nothing moved.
+        self._reconcile_pending = False
+        #: Unexpected errors already logged with a traceback (each kind once).
+        self._logged: set[str] = set()
+        self._rejected_logged = 0
         # LISTEN before the first load: a change committed in between is then announced
         # (and reloaded) rather than missed until the next poll.
         self._feed: ChangeFeed | None = None
@@ -227,6 +306,8 @@ class Resolver:
             if self._feed is not None:
                 self._feed.close()
             raise
+        self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
+        atexit.register(self._atexit)
         if refresh_interval is not None:
             self._start(self._background, "byokctl-resolver-refresh", refresh_interval)
             if self._smtp is not None:
@@ -250,6 +331,7 @@ class Resolver:
         env: Mapping[str, str] | None = None,
         max_staleness: float | None = DEFAULT_MAX_STALENESS_S,
         listen: bool = True,
+        notify: bool = True,
     ) -> Resolver:
         """Open the store at ``store_url`` (``sqlite:///…`` or ``postgresql://…``).
 
@@ -282,6 +364,7 @@ class Resolver:
                 owns_stores=True,
                 max_staleness=max_staleness,
                 listen=listen,
+                notify=notify,
             )
         except BaseException:
             runtime.close()
@@ -325,12 +408,14 @@ class Resolver:
         if entries is not None:
             return self.resolve(workspace, name)
         route = neo_route(workspace, name, UNKNOWN_WORKSPACE, self._neo)
-        self._charge((workspace, name, NEO, route.cost, 1))
+        if _chargeable(workspace):
+            self._charge((workspace, name, NEO, route.cost, 1))
         return route
 
     def _resolve_unavailable(self, workspace: str, feature: str) -> Route:
         route = neo_route(workspace, canonical_feature(feature), STORE_UNAVAILABLE, self._neo)
-        self._charge((workspace, route.feature, NEO, route.cost, 1))
+        if workspace in self._table or _chargeable(workspace):
+            self._charge((workspace, route.feature, NEO, route.cost, 1))
         return route
 
     def _resolve_open(self, entry: Entry) -> Route:
@@ -346,12 +431,15 @@ class Resolver:
             return entry.route
         try:
             # The cooldown is over: one process in the whole fleet gets the probe.
+            # On the caller's thread, so bounded: a busy store is a refusal after
+            # PROBE_CLAIM_WAIT_S (ask again later), never the store's 30 s busy timeout.
             grant = self._runtime.claim_probe(
                 breaker.workspace,
                 breaker.provider,
                 breaker.fingerprint,
                 now=now,
                 lease=self._breaker.probe_timeout,
+                wait=PROBE_CLAIM_WAIT_S,
             )
         except StoreError as exc:
             self._store_failed(exc)
@@ -386,45 +474,89 @@ class Resolver:
         updates the shared health: sticky failures route the workspace to Neo until
         its credentials change; transient ones count toward the circuit breaker.
         Never raises for store trouble: while the store is unavailable the failure is
-        classified and returned but not recorded (dropped; the outage is logged once).
+        classified and returned but not recorded (dropped; the outage is logged once);
+        nor for bad data (a store or classification error is logged once, the
+        classification returned). A report for credentials the workspace no longer has
+        (a request that was in flight across a key change) is not recorded either.
+        The returned (and recorded) ``detail`` is always sanitized, also for a
+        ``Classification`` the application built itself.
+
+        Raises :class:`TypeError` for an ``outcome`` of another type (``None``, an
+        ``int``, ``bytes`` …; a :class:`ProviderResponse` whose ``status`` is not an
+        ``int``) and :class:`ValueError` for a string that is not an ``Outcome`` value:
+        those are programming errors, not provider failures.
         """
+        if not isinstance(route, Route):
+            raise TypeError(f"report takes the Route from resolve, not {type(route).__name__}")
+        _check_outcome(outcome)
         if route.provider == NEO or route.fingerprint is None:
             return None
         if outcome == "ok" or (
             isinstance(outcome, ProviderResponse) and 200 <= outcome.status < 300
         ):
-            self._report_success(route)
+            self._guarded("record a success", self._report_success, route)
             return None
-        c = _classify(route.provider, outcome)
+        try:
+            c = _safe(_classify(route.provider, outcome))
+        except Exception:
+            self._log_unexpected("classify a failure")
+            from byokctl.verify.classify import Classification, Outcome  # noqa: PLC0415
+
+            c = Classification(Outcome.UNEXPECTED, "the failure could not be classified")
         if c.outcome == "ok":
-            self._report_success(route)
+            self._guarded("record a success", self._report_success, route)
             return None
         self._charge((route.workspace, route.feature, route.provider, -route.cost, -1))
-        key = (route.workspace, route.provider)
+        self._guarded("record a failure", self._report_failure, route, c)
+        return c
+
+    def _guarded(self, what: str, call: Callable[..., None], *args: object) -> None:
+        """Run a store write for ``report``: never raise into the application."""
+        try:
+            call(*args)
+        except StoreError as exc:
+            self._store_failed(exc)
+        except Exception:
+            self._log_unexpected(what)
+
+    def _log_unexpected(self, what: str) -> None:
+        """Log an unexpected error once with its traceback (then at debug level)."""
+        if what in self._logged:
+            _log.debug("resolver: could not %s", what, exc_info=True)
+            return
+        self._logged.add(what)
+        _log.exception("resolver: could not %s (logged once; later ones at debug level)", what)
+
+    def _current(self, route: Route) -> tuple[_Snapshot | None, bool]:
+        """The snapshot, and whether ``route`` carries the workspace's current credentials."""
         snap = self._snap
-        known = snap.health.get(key) if snap is not None else None
+        if snap is None:
+            return None, True
+        return snap, snap.fingerprints.get((route.workspace, route.provider)) == route.fingerprint
+
+    def _report_failure(self, route: Route, c: Classification) -> None:
+        snap, current = self._current(route)
+        if not current:
+            return  # a late report for replaced credentials: the new ones' state stays
+        known = snap.health.get((route.workspace, route.provider)) if snap is not None else None
         if known is not None and known.fingerprint == route.fingerprint:
             if known.status == "sticky":
-                return c  # already routed to Neo everywhere: nothing new to record
+                return  # already routed to Neo everywhere: nothing new to record
             if known.status == "open" and c.transient and not route.probe:
-                return c  # in flight when the breaker opened; it must not extend the cooldown
+                return  # in flight when the breaker opened; it must not extend the cooldown
         if self._down_since is not None:
-            return c  # dropped, see the module docstring; never block the caller on the store
+            return  # dropped, see the module docstring; never block the caller on the store
         failure = Failure(
             workspace=route.workspace,
             provider=route.provider,
-            fingerprint=route.fingerprint,
+            fingerprint=route.fingerprint or "",
             outcome=str(c.outcome),
             sticky=c.sticky,
             detail=c.detail,
             retry_after=c.retry_after,
             probe=route.probe,
         )
-        try:
-            change = self._runtime.record_failure(failure, now=self._clock(), policy=self._breaker)
-        except StoreError as exc:
-            self._store_failed(exc)
-            return c
+        change = self._runtime.record_failure(failure, now=self._clock(), policy=self._breaker)
         self._patch(route, change)
         if change.episode_opened is not None:
             _log.warning(
@@ -434,22 +566,19 @@ class Resolver:
                 c.outcome,
             )
             self._wake_notifier.set()
-        return c
 
     def _report_success(self, route: Route) -> None:
-        snap = self._snap
+        snap, current = self._current(route)
+        if not current:
+            return  # for replaced credentials: says nothing about the current ones
         known = snap.health.get((route.workspace, route.provider)) if snap else None
         if not route.probe and (known is None or known.status != "open"):
             return  # the common case: nothing to write
         if self._down_since is not None:
             return  # dropped: the next probe after the outage closes the breaker
-        try:
-            change = self._runtime.record_success(
-                route.workspace, route.provider, route.fingerprint or "", now=self._clock()
-            )
-        except StoreError as exc:
-            self._store_failed(exc)
-            return
+        change = self._runtime.record_success(
+            route.workspace, route.provider, route.fingerprint or "", now=self._clock()
+        )
         self._patch(route, change)
 
     def fallback(self, route: Route, failure: Classification | None = None) -> Route:
@@ -490,6 +619,8 @@ class Resolver:
         snap = self._snap
         if snap is not None and snap.state.serial == serial and snap.version == version:
             self._fresh(started)
+            if self._reconcile_pending:
+                self._reconcile(snap)
             return False
         fingerprints: Mapping[HealthKey, str]
         if snap is None or snap.state.serial != serial:
@@ -550,7 +681,12 @@ class Resolver:
         return self._down_since is None
 
     def _reconcile(self, snap: _Snapshot) -> None:
-        """Close episodes whose credentials changed or whose provider is gone."""
+        """Close episodes whose credentials changed or whose provider is gone.
+
+        Only this reset replaces a record for new credentials (their failures are not
+        recorded until it has run), so one that fails is retried on the next refresh.
+        """
+        self._reconcile_pending = False
         now = self._clock()
         for (name, provider), h in snap.health.items():
             current = snap.fingerprints.get((name, provider))
@@ -562,7 +698,8 @@ class Resolver:
                     name, provider, fingerprint=h.fingerprint, reason=reason, now=now
                 )
             except StoreError as exc:
-                self._store_failed(exc)  # the next reload tries again
+                self._reconcile_pending = True  # the next refresh tries again
+                self._store_failed(exc)
                 return
 
     def _patch(self, route: Route, change: HealthChange) -> None:
@@ -598,8 +735,10 @@ class Resolver:
         if self._smtp is None:
             return 0
         sent = 0
-        now = self._clock()
-        for episode in self._runtime.pending_notifications(now=now):
+        for episode in self._runtime.pending_notifications(now=self._clock()):
+            # Per episode: sending one may take a while (slow SMTP), and a lease or
+            # retry time computed from a stale clock would expire early.
+            now = self._clock()
             if not self._runtime.claim_notification(episode.id, now=now, lease=NOTIFY_LEASE_S):
                 continue
             snap = self._snap
@@ -641,12 +780,26 @@ class Resolver:
         """Write buffered credit charges to the ledger now; return how many.
 
         Never raises for store trouble: the charges stay in memory for the next flush.
+        Entries the store refuses as data (not an outage) are set aside and logged.
         """
         try:
-            return self._ledger.flush()
+            written = self._ledger.flush()
         except StoreError as exc:
             self._store_failed(exc)
             return 0
+        finally:
+            self._log_rejected()
+        return written
+
+    def _log_rejected(self) -> None:
+        rejected = len(self._ledger.rejected)
+        if rejected > self._rejected_logged:
+            _log.warning(
+                "resolver: %d credit ledger entries were refused by the store as data "
+                "(not an outage) and set aside; the other entries were written",
+                rejected - self._rejected_logged,
+            )
+        self._rejected_logged = rejected
 
     def status(self) -> list[WorkspaceStatus]:
         """Every workspace in the store: its route now, why, since when, open episodes."""
@@ -731,10 +884,13 @@ class Resolver:
                 self._refresh_in_background()
             if now >= next_flush:
                 next_flush = now + flush_every
-                if self._down_since is None:
-                    self.flush()
-                else:
-                    self._ledger.collect()  # bounded memory; written once the store is back
+                try:
+                    if self._down_since is None:
+                        self.flush()
+                    else:
+                        self._ledger.collect()  # bounded memory; written once the store is back
+                except Exception:  # a bug must not kill the thread (routes stop refreshing)
+                    self._log_unexpected("flush the credit buffer")
 
     def _refresh_in_background(self) -> None:
         try:
@@ -760,35 +916,47 @@ class Resolver:
                 _log.exception("resolver: sending failure e-mails failed")
 
     def close(self) -> None:
-        """Stop the threads, flush the credit buffer, try owed e-mails once, close owned stores."""
+        """Stop the threads, flush the credit buffer, try owed e-mails once, close owned stores.
+
+        Never leaves owned stores open: each step's failure is logged and the next runs.
+        """
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
-        self._wake_notifier.set()
-        if self._feed is not None:
-            self._feed.interrupt()
-        for thread in self._threads:
-            thread.join()
-        if self._feed is not None:
-            self._feed.close()
-        self.flush()
-        if self._ledger.unwritten:
-            _log.warning(
-                "resolver: closing with %d credit ledger entries unwritten: the store is "
-                "unavailable",
-                self._ledger.unwritten,
-            )
-        if self._down_since is None:
+        atexit.unregister(self._atexit)
+        try:
+            self._stop.set()
+            self._wake_notifier.set()
+            if self._feed is not None:
+                self._feed.interrupt()
+            for thread in self._threads:
+                if thread is not threading.current_thread():
+                    thread.join()
+            if self._feed is not None:
+                self._feed.close()
             try:
-                self.deliver_notifications()
-            except StoreError as exc:
-                self._store_failed(exc)
+                self.flush()
             except Exception:
-                _log.exception("resolver: closing: could not send failure e-mails")
-        if self._owns_stores:
-            self._runtime.close()
-            self._store.close()
+                self._log_unexpected("flush the credit buffer")
+            if self._ledger.unwritten:
+                _log.warning(
+                    "resolver: closing with %d credit ledger entries unwritten: the store is "
+                    "unavailable",
+                    self._ledger.unwritten,
+                )
+            if self._down_since is None:
+                try:
+                    self.deliver_notifications()
+                except StoreError as exc:
+                    self._store_failed(exc)
+                except Exception:
+                    _log.exception("resolver: closing: could not send failure e-mails")
+        finally:
+            if self._owns_stores:
+                try:
+                    self._runtime.close()
+                finally:
+                    self._store.close()
 
     def __enter__(self) -> Resolver:
         return self

@@ -35,7 +35,18 @@ EPISODE_COLUMNS: Final = (
 )
 _STATUSES: Final[dict[str, HealthStatus]] = {"ok": "ok", "open": "open", "sticky": "sticky"}
 
+#: The longest Retry-After honoured: a provider (or a proxy) may send any number, and a
+#: breaker open for years is a bug, not caution; an hour later the probe asks again.
+MAX_RETRY_AFTER_S: Final = 3600.0
+
 # -- decisions --------------------------------------------------------------------------
+
+
+def capped_retry_after(value: float | None) -> float | None:
+    """``value`` within ``[0, MAX_RETRY_AFTER_S]``; ``None`` for none or a non-number (NaN)."""
+    if value is None or value != value:  # noqa: PLR0124 - NaN is the one value unequal to itself
+        return None
+    return min(max(float(value), 0.0), MAX_RETRY_AFTER_S)
 
 
 @dataclass(frozen=True)
@@ -63,15 +74,18 @@ def decide_failure(
 ) -> HealthDecision:
     """The new health after failure ``f``, given the current record ``h`` (see the protocol).
 
-    A record for another fingerprint is replaced; sticky stays sticky; a sticky failure
-    escalates; a probe's failure re-opens the breaker; transient failures count in a
-    fixed window and trip the breaker at the threshold.
+    A failure for another fingerprint than the record's changes nothing: it is either a
+    late report from credentials already replaced, or one for new credentials that
+    arrived before the resolver's reconcile reset the old record; only that reset (on a
+    credential change, :func:`may_reset`) may replace a record, never a failure (a late
+    report from the old key would otherwise wipe the new key's sticky state). Sticky
+    stays sticky; a sticky failure escalates; a probe's failure re-opens the breaker;
+    transient failures count in a fixed window and trip the breaker at the threshold.
+    ``retry_after`` is capped at :data:`MAX_RETRY_AFTER_S` (a provider may send anything).
     """
     ws, prov = f.workspace, f.provider
-    close: tuple[str, ...] = ()
-    replaced = False
     if h is not None and h.fingerprint != f.fingerprint:
-        close, h, replaced = ("credentials_changed",), None, True
+        return HealthDecision(ws, prov, h)
     if h is not None and h.status == "sticky":
         return HealthDecision(ws, prov, h)
     failures = 1 if h is None else h.failures + 1
@@ -81,8 +95,8 @@ def decide_failure(
         new = HealthRecord(
             ws, prov, f.fingerprint, "sticky", f.outcome, failures, None, None, None, now, None
         )
-        return HealthDecision(ws, prov, new, True, (*close, "escalated"), f, changed=True)
-    cooldown = max(policy.cooldown, f.retry_after or 0.0)
+        return HealthDecision(ws, prov, new, True, ("escalated",), f, changed=True)
+    cooldown = max(policy.cooldown, capped_retry_after(f.retry_after) or 0.0)
     if h is not None and h.status == "open":
         if not f.probe:
             # A request that was in flight when the breaker opened: counted, but it
@@ -100,13 +114,12 @@ def decide_failure(
             ws, prov, f.fingerprint, "ok", f.outcome, count,
             window_started, None, None, now if h is None else h.since, None,
         )  # fmt: skip
-        # Only replaced credentials change the route here (their open breaker is gone).
-        return HealthDecision(ws, prov, new, True, close, changed=replaced)
+        return HealthDecision(ws, prov, new, True)
     new = HealthRecord(
         ws, prov, f.fingerprint, "open", f.outcome, count,
         window_started, now + cooldown, None, now, None,
     )  # fmt: skip
-    return HealthDecision(ws, prov, new, True, close, f, changed=True)
+    return HealthDecision(ws, prov, new, True, (), f, changed=True)
 
 
 def decide_success(

@@ -186,9 +186,11 @@ class RuntimeStore(Protocol):
     ) -> HealthChange:
         """Count a failure; trip the breaker or go sticky; open at most one episode.
 
-        A record for another fingerprint is replaced (its episode closed as
-        ``credentials_changed``). A sticky failure while a transient episode is open
-        closes that one (``escalated``) and opens a sticky one.
+        A failure for another fingerprint than the record's changes nothing (a late
+        report from replaced credentials must not wipe the new ones' state; only
+        :meth:`reset` replaces a record when credentials change). A sticky failure
+        while a transient episode is open closes that one (``escalated``) and opens a
+        sticky one. ``retry_after`` is capped at one hour.
         """
         ...
 
@@ -202,9 +204,22 @@ class RuntimeStore(Protocol):
         ...
 
     def claim_probe(
-        self, workspace: str, provider: str, fingerprint: str, *, now: float, lease: float
+        self,
+        workspace: str,
+        provider: str,
+        fingerprint: str,
+        *,
+        now: float,
+        lease: float,
+        wait: float | None = None,
     ) -> ProbeGrant:
-        """Grant the one probe of an open breaker whose cooldown has passed (compare-and-set)."""
+        """Grant the one probe of an open breaker whose cooldown has passed (compare-and-set).
+
+        ``wait``: wait at most about this long for another writer's lock (the resolver
+        asks on an application thread); when the store is busy that long the answer is
+        a refusal (``ProbeGrant(False, now)``: ask again later), not an error.
+        ``None`` waits as long as any other call.
+        """
         ...
 
     def reset(

@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias
 
 import psycopg
+import psycopg.errors
 from psycopg.conninfo import make_conninfo
 
 from byokctl.errors import StoreError
@@ -99,6 +100,10 @@ def _seconds(d: datetime) -> float:
     return d.timestamp()
 
 
+class _Busy(Exception):
+    """A bounded wait ran out (a lock or a connection): ask again later, not an outage."""
+
+
 class _Connections:
     """A few direct connections, reused; checked on checkout; none made in the background."""
 
@@ -110,12 +115,12 @@ class _Connections:
         self._lock = threading.Lock()
         self._closed = False
 
-    def get(self) -> _Conn | None:
-        """A live connection, or ``None`` if all are busy for ``timeout`` s.
+    def get(self, timeout: float | None = None) -> _Conn | None:
+        """A live connection, or ``None`` if all are busy for ``timeout`` s (default: the pool's).
 
         Raises :class:`psycopg.Error` when a new connection cannot be made.
         """
-        if not self._slots.acquire(timeout=self._timeout):
+        if not self._slots.acquire(timeout=self._timeout if timeout is None else timeout):
             return None
         try:
             while True:
@@ -206,12 +211,15 @@ class PostgresRuntimeStore:
         )
 
     @contextmanager
-    def _tx(self, what: str) -> Iterator[_Conn]:
+    def _tx(self, what: str, *, wait: float | None = None) -> Iterator[_Conn]:
+        """One transaction; with ``wait``, lock and pool timeouts raise :class:`_Busy`."""
         try:
-            conn = self._conns.get()
+            conn = self._conns.get(timeout=wait)
         except psycopg.Error as exc:
             raise self._failure(exc, what) from None
         if conn is None:
+            if wait is not None:
+                raise _Busy
             raise StoreError(
                 f"timed out waiting for one of this process's {MAX_CONNECTIONS} connections "
                 f"to the PostgreSQL store at {self._target.endpoint} (to {what})",
@@ -222,6 +230,11 @@ class PostgresRuntimeStore:
             with conn.transaction():
                 yield conn
             healthy = True
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
+            healthy = True  # the transaction was rolled back; the connection is fine
+            if wait is not None:
+                raise _Busy from None
+            raise self._failure(exc, what) from None
         except psycopg.Error as exc:
             healthy = not isinstance(exc, psycopg.OperationalError)
             raise self._failure(exc, what) from None
@@ -330,16 +343,32 @@ class PostgresRuntimeStore:
             return write_decision(self, c, decision, now)
 
     def claim_probe(
-        self, workspace: str, provider: str, fingerprint: str, *, now: float, lease: float
+        self,
+        workspace: str,
+        provider: str,
+        fingerprint: str,
+        *,
+        now: float,
+        lease: float,
+        wait: float | None = None,
     ) -> ProbeGrant:
-        """Grant the half-open probe to exactly one caller."""
-        with self._tx("claim a probe") as c:
-            grant, new = decide_probe(
-                self._locked_row(c, workspace, provider), fingerprint, now=now, lease=lease
-            )
-            if new is not None:
-                self._put(c, new, now)
-            return grant
+        """Grant the half-open probe to exactly one caller (a refusal if busy for ``wait`` s)."""
+        try:
+            with self._tx("claim a probe", wait=wait) as c:
+                if wait is not None:
+                    # Another process deciding about this provider holds the advisory
+                    # lock: give up after ``wait`` rather than hold the caller's thread.
+                    ms = max(1, int(wait * 1000))
+                    c.execute(f"SET LOCAL lock_timeout = {ms}")
+                    c.execute(f"SET LOCAL statement_timeout = {ms * 2}")
+                grant, new = decide_probe(
+                    self._locked_row(c, workspace, provider), fingerprint, now=now, lease=lease
+                )
+                if new is not None:
+                    self._put(c, new, now)
+                return grant
+        except _Busy:
+            return ProbeGrant(False, now)
 
     def reset(
         self, workspace: str, provider: str, *, fingerprint: str | None, reason: str, now: float

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -52,6 +52,9 @@ from ._runtime import (
 from ._sqlite import BUSY_TIMEOUT_S, SCHEME, path_from_url, sqlite_transaction
 
 _PERIOD_CHARS: Final[dict[str, int]] = {"day": 10, "month": 7}
+#: SQLite's primary result codes for "another connection holds the lock".
+_SQLITE_BUSY: Final = 5
+_SQLITE_LOCKED: Final = 6
 
 
 def _ts(t: float) -> str:
@@ -68,6 +71,7 @@ class SQLiteRuntimeStore:
     def __init__(self, path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
         self._path = path
         self._mutex = threading.Lock()
+        self._busy_ms = int(busy_timeout * 1000)
         if not path.exists():
             raise StoreError(
                 f"the store {path} does not exist",
@@ -187,16 +191,56 @@ class SQLiteRuntimeStore:
             return write_decision(self, c, decision, now)
 
     def claim_probe(
-        self, workspace: str, provider: str, fingerprint: str, *, now: float, lease: float
+        self,
+        workspace: str,
+        provider: str,
+        fingerprint: str,
+        *,
+        now: float,
+        lease: float,
+        wait: float | None = None,
     ) -> ProbeGrant:
-        """Grant the half-open probe to exactly one caller."""
-        with self._tx() as c:
-            grant, new = decide_probe(
-                self._row(c, workspace, provider), fingerprint, now=now, lease=lease
-            )
-            if new is not None:
-                self._put(c, new, now)
-            return grant
+        """Grant the half-open probe to exactly one caller (a refusal if busy for ``wait`` s)."""
+        if wait is None:
+            with self._tx() as c:
+                return self._claim(c, workspace, provider, fingerprint, now=now, lease=lease)
+        # Bounded: another thread of this process (the mutex) and another process (the
+        # busy timeout, lowered for this one transaction) may each delay it ``wait`` s.
+        if not self._mutex.acquire(timeout=wait):
+            return ProbeGrant(False, now)
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {max(1, int(wait * 1000))}")
+            try:
+                with sqlite_transaction(self._conn, nullcontext(), self._path, "IMMEDIATE") as c:
+                    return self._claim(c, workspace, provider, fingerprint, now=now, lease=lease)
+            except StoreError as exc:
+                code = getattr(exc.__cause__, "sqlite_errorcode", 0) & 0xFF
+                if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+                    return ProbeGrant(False, now)
+                raise
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store {self._path} failed: {exc}") from exc
+        finally:
+            self._mutex.release()
+
+    def _claim(
+        self,
+        c: sqlite3.Connection,
+        workspace: str,
+        provider: str,
+        fingerprint: str,
+        *,
+        now: float,
+        lease: float,
+    ) -> ProbeGrant:
+        grant, new = decide_probe(
+            self._row(c, workspace, provider), fingerprint, now=now, lease=lease
+        )
+        if new is not None:
+            self._put(c, new, now)
+        return grant
 
     def reset(
         self, workspace: str, provider: str, *, fingerprint: str | None, reason: str, now: float

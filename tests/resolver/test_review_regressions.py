@@ -1,0 +1,235 @@
+"""Regressions from the review of the resolver and the runtime store (one test per defect).
+
+Real stores (SQLite and PostgreSQL via ``store_url``), real provider bodies, an injected
+clock; the canary key must never reach the runtime tables or ``byokctl status``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from byokctl.commands.resolve import status
+from byokctl.resolver import BreakerPolicy, ProviderResponse, Resolver
+from byokctl.store import MasterKey, Store
+from byokctl.verify.classify import Classification, ClassifiedFailure, Outcome, sanitize
+from tests.resolver.conftest import Mailbox
+from tests.resolver.helpers import CANARY, Clock, put, workspace
+
+POLICY = BreakerPolicy(threshold=1, window=60.0, cooldown=30.0, probe_timeout=10.0)
+
+
+@pytest.fixture
+def make(
+    store: Store, store_url: str, master_key: MasterKey, clock: Clock
+) -> Iterator[Callable[..., Resolver]]:
+    opened: list[Resolver] = []
+
+    def factory(**kw: Any) -> Resolver:
+        options: dict[str, Any] = {"refresh_interval": None, "clock": clock, "breaker": POLICY,
+                                   "env": {}, **kw}  # fmt: skip
+        r = Resolver.from_url(store_url, master_key=master_key, **options)
+        opened.append(r)
+        return r
+
+    yield factory
+    for r in opened:
+        r.close()
+
+
+def test_app_made_classifications_are_sanitized_before_storing_and_in_status(
+    store: Store, store_url: str, master_key: MasterKey, make: Callable[..., Resolver],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    put(store, workspace("acme"), workspace("beta"))
+    r = make()
+    raw = f"401 from https://api.openai.com (Authorization: Bearer {CANARY})"
+    c = r.report(r.resolve("acme", "assist"), Classification(Outcome.INVALID_KEY, raw))
+    assert c is not None and CANARY not in c.detail
+    r.report(r.resolve("beta", "assist"), ClassifiedFailure(Classification(Outcome.OUTAGE, raw)))
+    details = [e.detail for e in r._runtime.episodes(open_only=False)]
+    assert details and not any(CANARY in d for d in details)
+    monkeypatch.setenv("BYOK_MASTER_KEY", master_key.to_base64())
+    for fmt in ("json", "text"):
+        out = io.StringIO()
+        assert status(store=store_url, fmt=fmt, out=out, err=io.StringIO()) == 0  # type: ignore[arg-type]
+        assert CANARY not in out.getvalue()
+
+
+def test_sanitize_cuts_huge_provider_text_before_the_patterns() -> None:
+    huge = ("word " * 2_000_000) + CANARY
+    started = time.perf_counter()
+    assert CANARY not in sanitize(huge)
+    assert time.perf_counter() - started < 0.05
+    # A cut through a key drops the whole token: no half key survives.
+    assert "sk-canary" not in sanitize(" " * 4090 + CANARY)
+
+
+def test_a_late_report_from_the_old_key_keeps_the_new_keys_sticky_state(
+    store: Store, make: Callable[..., Resolver]
+) -> None:
+    put(store, workspace("acme", key="sk-old-key-aaaaaaaaaaaaaaaaaaaaa"))
+    r, other = make(), make()  # ``other`` still has the old key's routes
+    old = other.resolve("acme", "assist")
+    put(store, workspace("acme", key="sk-new-key-bbbbbbbbbbbbbbbbbbbbb"))
+    r.refresh()
+    new = r.resolve("acme", "assist")
+    r.report(new, ProviderResponse(401, b'{"error":{"message":"Incorrect API key"}}'))
+    r.report(old, ProviderResponse(503))  # this process knows the key changed: dropped
+    other.report(old, ProviderResponse(503))  # the store refuses it too
+    r.refresh()
+    assert r.peek("acme", "assist").reason == "provider_failed:invalid_key"
+    assert [(e.outcome, e.close_reason) for e in r._runtime.episodes(open_only=False)] == [
+        ("invalid_key", None)
+    ]
+
+
+def test_a_huge_retry_after_neither_raises_nor_opens_the_breaker_for_years(
+    store: Store, make: Callable[..., Resolver], clock: Clock
+) -> None:
+    put(store, workspace("acme"))
+    r = make()
+    c = r.report(r.resolve("acme", "assist"), ProviderResponse(429, b"", {"Retry-After": "9" * 20}))
+    assert c is not None and c.retry_after == 3600.0
+    assert r.peek("acme", "assist").reason == "circuit_open:rate_limited"
+    clock.advance(3601)
+    assert r.resolve("acme", "assist").probe
+
+
+def test_report_rejects_odd_inputs_with_clear_errors(
+    store: Store, make: Callable[..., Resolver]
+) -> None:
+    put(store, workspace("acme"))
+    r = make()
+    route = r.resolve("acme", "assist")
+    for odd in (None, 429, b"x"):
+        with pytest.raises(TypeError, match="report takes Classification"):
+            r.report(route, odd)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="status must be an int"):
+        r.report(route, ProviderResponse("429"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="outcome string is one of ok"):
+        r.report(route, "500")
+
+
+@pytest.mark.parametrize("bad", ["evil\x00", "\udcff", "x" * 500])
+def test_a_bad_workspace_name_neither_blocks_credits_nor_fakes_an_outage(
+    store: Store, make: Callable[..., Resolver], bad: str
+) -> None:
+    put(store, workspace("acme"))
+    r = make()
+    r.resolve(bad, "assist")  # an unknown, unchargeable name: not in the ledger
+    r._charge((bad, "assist", "neo", 3, 1))  # even if one got into the buffer
+    r.resolve("acme", "assist")
+    r.flush()
+    assert r.store_available
+    assert [(u.workspace, u.actions) for u in r.credit_usage()] == [("acme", 1)]
+    assert r._ledger.unwritten == 0
+    assert len(r._ledger.rejected) == 1
+
+
+def test_the_refresh_thread_survives_a_flush_bug_and_close_still_closes(
+    store: Store, store_url: str, master_key: MasterKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    put(store, workspace("acme"))
+    r = Resolver.from_url(
+        store_url, master_key=master_key, refresh_interval=0.05, max_staleness=5.0, env={}
+    )
+    r._charge((["unhashable"], "assist", "neo", 3, 1))  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, "byokctl.resolver"):
+        time.sleep(0.3)
+        assert any(t.name == "byokctl-resolver-refresh" for t in threading.enumerate())
+        r._charge((["unhashable"], "assist", "neo", 3, 1))  # type: ignore[arg-type]
+        r.close()  # the flush in close fails too: the stores are closed anyway
+    assert "could not flush the credit buffer" in caplog.text
+    if store_url.startswith("sqlite"):  # PostgreSQL's pool would reconnect on demand
+        with pytest.raises(Exception):  # noqa: B017, PT011 - closed: any driver error
+            r._runtime.versions()
+
+
+def test_status_and_resolve_commands_never_send_email(
+    store_url: str, master_key: MasterKey, make: Callable[..., Resolver],
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    r = make()
+    put(r._store, workspace("acme"))
+    r.refresh()
+    r.report(r.resolve("acme", "assist"), ProviderResponse(401, b"{}"))
+    monkeypatch.setenv("BYOK_MASTER_KEY", master_key.to_base64())
+    monkeypatch.setenv("BYOK_SMTP_URL", mailbox.url)
+    from byokctl.commands.resolve import resolve
+
+    status(store=store_url, fmt="text", out=io.StringIO(), err=io.StringIO())
+    resolve("acme", feature="assist", store=store_url, fmt="json", out=io.StringIO(),
+            err=io.StringIO())  # fmt: skip
+    assert mailbox.wait_for(1, timeout=0.3) == []
+    assert [e.notified_at for e in r._runtime.episodes()] == [None]
+
+
+def test_a_probe_claim_never_blocks_resolve_on_a_busy_store(
+    tmp_path: Path, master_key: MasterKey, clock: Clock
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with Resolver.from_url(url, master_key=master_key, refresh_interval=None, clock=clock,
+                           breaker=POLICY, env={}) as r:  # fmt: skip
+        put(r._store, workspace("acme"))
+        r.refresh()
+        r.report(r.resolve("acme", "assist"), ProviderResponse(503))
+        clock.advance(POLICY.cooldown + 1)
+        other = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        started = time.perf_counter()
+        route = r.resolve("acme", "assist")
+        assert time.perf_counter() - started < 1.0
+        assert route.reason == "circuit_open:outage"
+        assert r.store_available  # busy is not an outage
+        other.execute("COMMIT")
+        other.close()
+        clock.advance(2)  # the refusal asks again a second later
+        assert r.resolve("acme", "assist").probe
+
+
+def test_buffered_credits_are_flushed_at_exit_without_close(
+    store: Store, store_url: str, master_key: MasterKey, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    put(store, workspace("acme"))
+    code = (
+        "from byokctl.resolver import Resolver; from byokctl.store import MasterKey\n"
+        f"r = Resolver.from_url({store_url!r}, master_key=MasterKey.from_base64("
+        f"{master_key.to_base64()!r}, source='t'), refresh_interval=60.0, flush_interval=60.0, max_staleness=None, env={{}})\n"
+        "for _ in range(7): r.resolve('acme', 'assist')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=tmp_path)
+    with Resolver.from_url(store_url, master_key=master_key, refresh_interval=None, env={}) as r:
+        assert [(u.workspace, u.actions) for u in r.credit_usage()] == [("acme", 7)]
+
+
+def test_each_episode_email_lease_uses_the_clock_of_its_own_attempt(
+    store: Store, make: Callable[..., Resolver], mailbox: Mailbox, clock: Clock
+) -> None:
+    from byokctl.resolver import SmtpConfig
+
+    put(store, workspace("a1"), workspace("a2"))
+    ticks: list[float] = []
+
+    def ticking() -> float:
+        clock.advance(5)  # every read of the clock is 5 s later: a slow mail server
+        ticks.append(clock.now)
+        return clock.now
+
+    r = make(clock=ticking, smtp=SmtpConfig(mailbox.url))
+    for name in ("a1", "a2"):
+        r.report(r.resolve(name, "assist"), ProviderResponse(401, b"{}"))
+    assert r.deliver_notifications() == 2
+    sent = sorted(e.notified_at or 0 for e in r._runtime.episodes())
+    assert sent[0] < sent[1]  # each recorded at its own attempt's time
