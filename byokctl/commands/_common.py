@@ -20,6 +20,7 @@ from byokctl.store import (
     Store,
     check_store_url,
     load_master_key,
+    load_next_keys,
     open_store,
     safe_url,
     store_exists,
@@ -54,7 +55,7 @@ def open_live_store(url: str, *, err: TextIO, create: bool = False) -> Store:
             "keep it: it decrypts the API keys in the store",
             file=err,
         )
-    return open_store(url, master_key=loaded.key)
+    return open_store(url, master_key=loaded.key, extra_keys=load_next_keys(os.environ))
 
 
 def read_desired(paths: Sequence[str], *, err: TextIO) -> DesiredState:

@@ -12,9 +12,12 @@ from byokctl.errors import MasterKeyError
 from byokctl.store import (
     ENV_KEY,
     ENV_KEY_FILE,
+    ENV_KEY_NEXT,
+    ENV_KEY_NEXT_FILE,
     MASTER_KEY_FILE_NAME,
     MasterKey,
     load_master_key,
+    load_next_keys,
     open_store,
     read_master_key_file,
     save_master_key,
@@ -45,8 +48,11 @@ def rotate_key(*, store: str | None, new_key_file: Path | None, out: TextIO, err
     current = load_master_key(os.environ, store_url=url, byok_dir=LOCAL_DIR)
     local_file = LOCAL_DIR / MASTER_KEY_FILE_NAME
     replace_local = False
+    next_keys = load_next_keys(os.environ)
     if new_key_file is not None:
         new_key = read_master_key_file(new_key_file)
+    elif next_keys:
+        new_key = next_keys[0]
     elif Path(current.source) == local_file:
         pending = local_file.with_name(local_file.name + ".next")
         if pending.exists():
@@ -60,10 +66,12 @@ def rotate_key(*, store: str | None, new_key_file: Path | None, out: TextIO, err
         replace_local = True
     else:
         raise MasterKeyError(
-            f"the master key comes from {current.source}; give the new one with --new-key-file",
+            f"the master key comes from {current.source}; give the new one with --new-key-file "
+            f"or {ENV_KEY_NEXT_FILE}",
             hint="make one with: python3 -c 'import os,base64;"
-            "print(base64.b64encode(os.urandom(32)).decode())' > new.key; after the rotation "
-            f"point {ENV_KEY} or {ENV_KEY_FILE} at it",
+            "print(base64.b64encode(os.urandom(32)).decode())' > new.key; for no downtime, set "
+            f"{ENV_KEY_NEXT_FILE}=new.key on every resolver first; after the rotation point "
+            f"{ENV_KEY} or {ENV_KEY_FILE} at it",
         )
     with open_store(url, master_key=current.key) as live_store:
         holder = default_holder()
@@ -74,7 +82,8 @@ def rotate_key(*, store: str | None, new_key_file: Path | None, out: TextIO, err
         where = f"{local_file} now holds it"
     else:
         where = (
-            f"now set {ENV_KEY_FILE}={new_key_file} (or {ENV_KEY}) for every byokctl and resolver"
+            f"now make it {ENV_KEY} / {ENV_KEY_FILE} for every byokctl and resolver, "
+            f"then drop {ENV_KEY_NEXT} / {ENV_KEY_NEXT_FILE}"
         )
     print(
         f"Re-encrypted {count} secret(s) under the new master key "

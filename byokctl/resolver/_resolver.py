@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from byokctl.errors import StoreError
 from byokctl.model import NEO, LiveState
-from byokctl.store import MasterKey, Store, load_master_key, open_store
+from byokctl.store import MasterKey, Store, load_master_key, load_next_keys, open_store
 from byokctl.store._health import capped_retry_after
 from byokctl.store.runtime import (
     BreakerPolicy,
@@ -336,12 +336,16 @@ class Resolver:
         """Open the store at ``store_url`` (``sqlite:///…`` or ``postgresql://…``).
 
         ``master_key`` defaults to ``BYOK_MASTER_KEY``/``BYOK_MASTER_KEY_FILE`` from
-        ``env``. The resolver owns the stores it opens and closes them in :meth:`close`.
+        ``env``; ``BYOK_MASTER_KEY_NEXT``/``_NEXT_FILE`` adds a rotation's next key.
+        The resolver owns the stores it opens and closes them in :meth:`close`.
         The other options are the constructor's.
         """
         env = os.environ if env is None else env
         if master_key is None:
             master_key = load_master_key(env, store_url=store_url, byok_dir=Path(".byok")).key
+        # A rotation's next key (BYOK_MASTER_KEY_NEXT) is accepted for decryption, so a
+        # running resolver keeps its credentials through `byokctl store rotate-key`.
+        extra_keys = (*extra_keys, *load_next_keys(env))
         store = open_store(store_url, master_key=master_key, extra_keys=extra_keys)
         try:
             runtime = open_runtime_store(store_url)

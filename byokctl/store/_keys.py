@@ -42,6 +42,8 @@ MASTER_KEY_FILE_NAME: Final = "master.key"
 
 ENV_KEY: Final = "BYOK_MASTER_KEY"
 ENV_KEY_FILE: Final = "BYOK_MASTER_KEY_FILE"
+ENV_KEY_NEXT: Final = "BYOK_MASTER_KEY_NEXT"
+ENV_KEY_NEXT_FILE: Final = "BYOK_MASTER_KEY_NEXT_FILE"
 
 
 def _derive(key: bytes, info: bytes) -> bytes:
@@ -230,6 +232,25 @@ def save_master_key(path: Path, key: MasterKey, *, replace: bool = False) -> Non
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def load_next_keys(env: Mapping[str, str]) -> tuple[MasterKey, ...]:
+    """The key a rotation is about to move to, accepted for decryption only.
+
+    ``BYOK_MASTER_KEY_NEXT`` (base64) or ``BYOK_MASTER_KEY_NEXT_FILE``: set it on every
+    resolver and CI runner before ``byokctl store rotate-key``, so that nothing has to
+    restart at the moment of the rotation; afterwards make it ``BYOK_MASTER_KEY``.
+    """
+    inline, file = env.get(ENV_KEY_NEXT), env.get(ENV_KEY_NEXT_FILE)
+    if inline and file:
+        raise MasterKeyError(
+            f"both {ENV_KEY_NEXT} and {ENV_KEY_NEXT_FILE} are set", hint="set only one of them"
+        )
+    if inline:
+        return (MasterKey.from_base64(inline, source=ENV_KEY_NEXT),)
+    if file:
+        return (read_master_key_file(Path(file)),)
+    return ()
 
 
 def load_master_key(env: Mapping[str, str], *, store_url: str, byok_dir: Path) -> LoadedMasterKey:

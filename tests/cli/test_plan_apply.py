@@ -334,3 +334,36 @@ def test_crash_log_masks_store_passwords(
     assert "S3cretPW" not in text
     assert "postgresql://admin:***@db/byok" in text
     assert crash_dir() in log.parents
+
+
+def test_rotation_without_downtime_through_the_next_key(
+    repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from byokctl.resolver import Resolver
+
+    assert run(capsys, "apply", "--no-verify", "--auto-approve")[0] == 0
+    old_key = os.environ["BYOK_MASTER_KEY"]
+    new_key = base64.b64encode(os.urandom(32)).decode()
+    # Step 1: every process learns the next key while still using the old one.
+    monkeypatch.setenv("BYOK_MASTER_KEY_NEXT", new_key)
+    env = {"BYOK_MASTER_KEY": old_key, "BYOK_MASTER_KEY_NEXT": new_key}
+    resolver = Resolver.from_url(os.environ["BYOK_STORE"], env=env, refresh_interval=None)
+    try:
+        assert resolver.resolve("alpha", "assist").reason == "byok"
+        # Step 2: rotate; no file needed, the next key is the new key.
+        code, out, err = run(capsys, "store", "rotate-key")
+        assert code == 0, err
+        assert "Re-encrypted 2 secret(s)" in out
+        # The running resolver (old primary + next key) still decrypts after a reload.
+        resolver.refresh()
+        route = resolver.resolve("alpha", "assist")
+        assert route.reason == "byok"
+        assert route.api_key() == CANARY_A
+        # So does the CLI with the old key as primary and the next key set.
+        assert run(capsys, "state", "list")[0] == 0
+    finally:
+        resolver.close()
+    # Step 3: the new key becomes the primary everywhere.
+    monkeypatch.setenv("BYOK_MASTER_KEY", new_key)
+    monkeypatch.delenv("BYOK_MASTER_KEY_NEXT")
+    assert run(capsys, "plan", "--no-verify", "--detailed-exitcode")[0] == 0
