@@ -40,14 +40,6 @@ def render_text(plan: Plan, *, color: bool) -> str:
     if warning:
         out += [paint("Warning: ", _BOLD, _YELLOW) + warning, ""]
 
-    drifted_noops = [c for c in plan.changes if c.drift and not c.is_change]
-    if drifted_noops:
-        out.append(
-            paint("Note: ", _BOLD) + "workspaces changed outside byokctl since the last apply:"
-        )
-        out += [f"  {c.name}: {c.drift_reason}" for c in drifted_noops]
-        out.append("")
-
     changes = [c for c in plan.changes if c.is_change]
     if changes:
         out += ["byokctl will perform the following actions:", ""]
