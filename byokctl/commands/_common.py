@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from byokctl.config.discover import DEFAULT_PATH
 from byokctl.config.loader import load_desired
 from byokctl.errors import ConfigError, StoreError
-from byokctl.model import DesiredState, LiveState
+from byokctl.model import DesiredState, LiveState, Secret, Workspace
 from byokctl.plan import Plan, diff
 from byokctl.store import (
     DEFAULT_STORE_URL,
@@ -103,3 +103,17 @@ def use_color(stream: TextIO) -> bool:
 
 def stdin_is_terminal() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
+
+
+def provider_documents(
+    workspace: Workspace, secret: Callable[[Secret], str]
+) -> dict[str, dict[str, Any]]:
+    """``spec.providers`` as a workspace file spells it; ``secret`` renders each key."""
+    return {
+        pid: {
+            "model": config.model,
+            **config.settings,
+            **{name: secret(value) for name, value in config.secrets.items()},
+        }
+        for pid, config in workspace.providers.items()
+    }

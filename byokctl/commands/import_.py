@@ -16,13 +16,14 @@ from typing import Any, TextIO
 
 import yaml
 
-from byokctl.commands._common import open_live_store, store_url
+from byokctl.commands._common import open_live_store, provider_documents, store_url
+from byokctl.config.schema import load_schema
 from byokctl.errors import ByokError, StoreError
-from byokctl.model import Workspace
+from byokctl.model import Secret, Workspace
 from byokctl.sops import encrypt_to_bytes
 
-#: The schema's slug rule for metadata.name.
-SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+#: The schema's rule for metadata.name (the schema is the one source of it).
+SLUG = re.compile(load_schema()["$defs"]["slug"]["pattern"])
 
 HEADER = "# Imported from the live store by `byokctl import`; api_key values are SOPS-encrypted.\n"
 
@@ -35,14 +36,7 @@ def workspace_document(workspace: Workspace) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if workspace.enabled:
         spec["enabled"] = workspace.enabled
-    spec["providers"] = {
-        pid: {
-            "model": config.model,
-            **config.settings,
-            **{name: secret.reveal() for name, secret in config.secrets.items()},
-        }
-        for pid, config in workspace.providers.items()
-    }
+    spec["providers"] = provider_documents(workspace, Secret.reveal)
     return {"apiVersion": "byok/v1", "kind": "Workspace", "metadata": metadata, "spec": spec}
 
 

@@ -47,6 +47,7 @@ def rotate_key(*, store: str | None, new_key_file: Path | None, out: TextIO, err
     url = store_url(store)
     current = load_master_key(os.environ, store_url=url, byok_dir=LOCAL_DIR)
     local_file = LOCAL_DIR / MASTER_KEY_FILE_NAME
+    pending = local_file.with_name(local_file.name + ".next")
     replace_local = False
     next_keys = load_next_keys(os.environ)
     if new_key_file is not None:
@@ -54,7 +55,6 @@ def rotate_key(*, store: str | None, new_key_file: Path | None, out: TextIO, err
     elif next_keys:
         new_key = next_keys[0]
     elif Path(current.source) == local_file:
-        pending = local_file.with_name(local_file.name + ".next")
         if pending.exists():
             raise MasterKeyError(
                 f"{pending} exists: an earlier rotation was interrupted",
@@ -78,7 +78,7 @@ def rotate_key(*, store: str | None, new_key_file: Path | None, out: TextIO, err
         with live_store.lock(holder, "rotate-key", timeout=ROTATE_LOCK_TIMEOUT):
             count = live_store.rotate_master_key(new_key, who=holder)
     if replace_local:
-        os.replace(local_file.with_name(local_file.name + ".next"), local_file)
+        os.replace(pending, local_file)
         where = f"{local_file} now holds it"
     else:
         where = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, TextIO
 
-from byokctl.commands._common import open_live_store, store_url
+from byokctl.commands._common import open_live_store, provider_documents, store_url
 from byokctl.errors import StoreError
 from byokctl.model import NEO, REDACTED, LiveWorkspace
 
@@ -18,14 +18,7 @@ def _document(live: LiveWorkspace) -> dict[str, Any]:
         "name": ws.name,
         "enabled": ws.enabled,
         "notify": list(ws.notify),
-        "providers": {
-            pid: {
-                "model": config.model,
-                **config.settings,
-                **dict.fromkeys(config.secrets, REDACTED),
-            }
-            for pid, config in ws.providers.items()
-        },
+        "providers": provider_documents(ws, lambda _: REDACTED),
         "managed": live.managed,
         "drifted": live.drifted,
         "updated_at": live.updated_at.isoformat(),
