@@ -29,6 +29,8 @@ class ProviderSpec:
     known_models: tuple[str, ...]
     #: The public API's base URL; ``None`` when each workspace supplies its endpoint.
     default_base_url: str | None
+    #: Where ``byokctl sandbox`` serves this provider, under its one root URL.
+    sandbox_path: str
 
     @property
     def base_url_env(self) -> str:
@@ -63,6 +65,7 @@ _SPECS = (
             "o3-mini",
         ),
         default_base_url="https://api.openai.com/v1",
+        sandbox_path="/openai/v1",
     ),
     ProviderSpec(
         id="gemini",
@@ -79,6 +82,7 @@ _SPECS = (
             "gemini-1.5-flash",
         ),
         default_base_url="https://generativelanguage.googleapis.com/v1beta",
+        sandbox_path="/gemini/v1beta",
     ),
     ProviderSpec(
         id="anthropic",
@@ -96,6 +100,7 @@ _SPECS = (
             "claude-opus-4-20250514",
         ),
         default_base_url="https://api.anthropic.com",
+        sandbox_path="/anthropic",
     ),
     ProviderSpec(
         id="azure_openai",
@@ -105,6 +110,7 @@ _SPECS = (
         secret_fields=("api_key",),
         known_models=("gpt-4o", "gpt-4o-mini", "gpt-4", "gpt-4-turbo", "gpt-35-turbo"),
         default_base_url=None,
+        sandbox_path="/azure",
     ),
     ProviderSpec(
         id="xai",
@@ -114,6 +120,7 @@ _SPECS = (
         secret_fields=("api_key",),
         known_models=("grok-4", "grok-3", "grok-3-mini", "grok-2", "grok-2-vision"),
         default_base_url="https://api.x.ai/v1",
+        sandbox_path="/xai/v1",
     ),
     ProviderSpec(
         id="deepseek",
@@ -123,11 +130,32 @@ _SPECS = (
         secret_fields=("api_key",),
         known_models=("deepseek-chat", "deepseek-reasoner"),
         default_base_url="https://api.deepseek.com",
+        sandbox_path="/deepseek",
     ),
 )
 
 #: Every provider, by id, in a stable order.
 PROVIDERS: Final[Mapping[str, ProviderSpec]] = MappingProxyType({s.id: s for s in _SPECS})
+
+#: The root URL of ``byokctl sandbox``; set, it points every provider there.
+SANDBOX_URL_ENV: Final = "BYOK_SANDBOX_URL"
+
+
+def operator_base_url(provider: str, env: Mapping[str, str]) -> str | None:
+    """The operator's base URL for ``provider``, if any.
+
+    ``BYOK_<P>_BASE_URL``, else the sandbox's (``BYOK_SANDBOX_URL`` + the provider's
+    path). Callers fall back to the catalog default or the workspace's endpoint.
+    """
+    spec = PROVIDERS[provider]
+    override = env.get(spec.base_url_env, "").strip()
+    if override:
+        return override.rstrip("/")
+    sandbox = env.get(SANDBOX_URL_ENV, "").strip()
+    if sandbox:
+        return sandbox.rstrip("/") + spec.sandbox_path
+    return None
+
 
 #: Every secret field name of any provider.
 SECRET_FIELDS: Final[frozenset[str]] = frozenset(f for s in _SPECS for f in s.secret_fields)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from byokctl.catalog import PROVIDERS
+from byokctl.catalog import PROVIDERS, SANDBOX_URL_ENV, operator_base_url
 from byokctl.model import NEO, LiveState, ProviderConfig, Workspace
 from byokctl.store.runtime import HealthRecord
 
@@ -38,16 +38,7 @@ from ._route import (
 Charge = tuple[str, str, str, int, int]
 HealthKey = tuple[str, str]
 
-#: ``BYOK_SANDBOX_URL`` + this path is each provider's base URL on the loopback sandbox.
-SANDBOX_ENV: Final = "BYOK_SANDBOX_URL"
-_SANDBOX_PREFIX: Final = {
-    "openai": "/openai/v1",
-    "anthropic": "/anthropic",
-    "gemini": "/gemini/v1beta",
-    "azure_openai": "/azure",
-    "xai": "/xai/v1",
-    "deepseek": "/deepseek",
-}
+SANDBOX_ENV: Final = SANDBOX_URL_ENV
 
 
 @dataclass(frozen=True)
@@ -113,15 +104,12 @@ def base_url(config: ProviderConfig, env: Mapping[str, str]) -> str | None:
     spec = PROVIDERS.get(config.provider)
     if spec is None:
         return None
-    override = env.get(spec.base_url_env, "").strip()
-    if override:
-        return override.rstrip("/")
-    sandbox = env.get(SANDBOX_ENV, "").strip()
-    if sandbox and config.provider in _SANDBOX_PREFIX:
-        return sandbox.rstrip("/") + _SANDBOX_PREFIX[config.provider]
-    if spec.default_base_url is not None:
-        return spec.default_base_url
-    return config.settings.get("endpoint", "").strip().rstrip("/") or None
+    return (
+        operator_base_url(config.provider, env)
+        or spec.default_base_url
+        or config.settings.get("endpoint", "").strip().rstrip("/")
+        or None
+    )
 
 
 def neo_route(workspace: str, feature: str, reason: str, neo: Neo) -> Route:

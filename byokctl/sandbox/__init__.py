@@ -13,6 +13,7 @@ full table and every provider's answers.
 
 from __future__ import annotations
 
+from byokctl.catalog import SANDBOX_URL_ENV
 from byokctl.sandbox._common import RETRY_AFTER_SECONDS
 from byokctl.sandbox._markers import (
     FLAKY_FAILURES,
@@ -24,7 +25,6 @@ from byokctl.sandbox._markers import (
 )
 from byokctl.sandbox._server import (
     PROVIDER_APIS,
-    SANDBOX_URL_ENV,
     LoggedRequest,
     Sandbox,
     base_urls_for,

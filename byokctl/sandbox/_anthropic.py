@@ -43,7 +43,6 @@ class AnthropicAPI(ProviderAPI):
 
     id: ClassVar[str] = "anthropic"
     prefix: ClassVar[str] = "/anthropic"
-    base_path: ClassVar[str] = "/anthropic"
 
     def api_key(self, request: Request) -> str | None:
         # PROVIDERS.md's header is x-api-key; the official SDK (2.x) sends the same key as

@@ -38,7 +38,6 @@ class AzureOpenAIAPI(ProviderAPI):
 
     id: ClassVar[str] = "azure_openai"
     prefix: ClassVar[str] = "/azure"
-    base_path: ClassVar[str] = "/azure"
 
     def api_key(self, request: Request) -> str | None:
         return request.header_key("api-key")

@@ -104,8 +104,6 @@ class ProviderAPI(ABC):
     id: ClassVar[str]
     #: Every path of this provider starts with it, e.g. ``/openai``.
     prefix: ClassVar[str]
-    #: What ``BYOK_<PROVIDER>_BASE_URL`` points at, below the server's root URL.
-    base_path: ClassVar[str]
 
     @property
     def models(self) -> tuple[str, ...]:

@@ -71,7 +71,6 @@ class GeminiAPI(ProviderAPI):
 
     id: ClassVar[str] = "gemini"
     prefix: ClassVar[str] = "/gemini"
-    base_path: ClassVar[str] = "/gemini/v1beta"
 
     def api_key(self, request: Request) -> str | None:
         return request.header_key("x-goog-api-key")

@@ -40,7 +40,6 @@ class OpenAIAPI(ProviderAPI):
 
     id: ClassVar[str] = "openai"
     prefix: ClassVar[str] = "/openai"
-    base_path: ClassVar[str] = "/openai/v1"
     owned_by: ClassVar[str] = "system"
     #: Path segments before the resource name (``v1``); DeepSeek also serves them without.
     versions: ClassVar[tuple[tuple[str, ...], ...]] = (("v1",),)
@@ -162,7 +161,6 @@ class DeepSeekAPI(OpenAIAPI):
 
     id: ClassVar[str] = "deepseek"
     prefix: ClassVar[str] = "/deepseek"
-    base_path: ClassVar[str] = "/deepseek"
     owned_by: ClassVar[str] = "deepseek"
     # DeepSeek serves its API both at the root and under /v1.
     versions: ClassVar[tuple[tuple[str, ...], ...]] = (("v1",), ())

@@ -41,7 +41,6 @@ PROVIDER_APIS: Final[Mapping[str, ProviderAPI]] = MappingProxyType(
 )
 
 #: The environment variable that stands for all six base URLs at once.
-SANDBOX_URL_ENV: Final = "BYOK_SANDBOX_URL"
 
 #: Query parameters that carry a key in the URL. The sandbox refuses them (Gemini accepts
 #: ``?key=``) because a key in a URL ends up in logs: byokctl must never send one.
@@ -62,7 +61,7 @@ _BEHAVIOUR_FAILURE: Final[Mapping[Behaviour, Failure]] = {
 def base_urls_for(root_url: str) -> dict[str, str]:
     """``BYOK_<PROVIDER>_BASE_URL`` -> URL for a sandbox at ``root_url`` (``http://host:port``)."""
     root = root_url.rstrip("/")
-    return {PROVIDERS[p].base_url_env: f"{root}{api.base_path}" for p, api in PROVIDER_APIS.items()}
+    return {PROVIDERS[p].base_url_env: f"{root}{PROVIDERS[p].sandbox_path}" for p in PROVIDER_APIS}
 
 
 class LoggedRequest(NamedTuple):

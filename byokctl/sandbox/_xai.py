@@ -37,7 +37,6 @@ class XaiAPI(OpenAIAPI):
 
     id: ClassVar[str] = "xai"
     prefix: ClassVar[str] = "/xai"
-    base_path: ClassVar[str] = "/xai/v1"
     owned_by: ClassVar[str] = "xai"
 
     def endpoint(self, request: Request) -> Endpoint | None:

@@ -34,7 +34,7 @@ from typing import Any, Final
 
 import httpx
 
-from byokctl.catalog import PROVIDERS
+from byokctl.catalog import PROVIDERS, SANDBOX_URL_ENV, operator_base_url
 from byokctl.model import ProviderConfig
 from byokctl.verify.classify import Classification, ClassifiedFailure, Outcome
 
@@ -45,17 +45,8 @@ READ_TIMEOUT: Final = 15.0
 #: How long the name resolution of a workspace endpoint may take.
 RESOLVE_TIMEOUT: Final = 5.0
 
-SANDBOX_ENV: Final = "BYOK_SANDBOX_URL"
+SANDBOX_ENV: Final = SANDBOX_URL_ENV
 ALLOW_PRIVATE_ENV: Final = "BYOK_ALLOW_PRIVATE_ENDPOINTS"
-#: Where each provider lives under the sandbox's one port (see ``byokctl sandbox``).
-SANDBOX_PREFIX: Final = {
-    "openai": "/openai/v1",
-    "anthropic": "/anthropic",
-    "gemini": "/gemini/v1beta",
-    "azure_openai": "/azure",
-    "xai": "/xai/v1",
-    "deepseek": "/deepseek",
-}
 
 #: ``(host, port) -> addresses``; injectable so tests never use DNS.
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -110,12 +101,9 @@ class Endpoint:
 def base_url_for(provider: str, config: ProviderConfig, env: Mapping[str, str]) -> Endpoint:
     """The operator override, else the sandbox, else the catalog default or workspace endpoint."""
     spec = PROVIDERS[provider]
-    override = env.get(spec.base_url_env, "").strip()
-    if override:
-        return Endpoint(provider, override.rstrip("/"), trusted=True)
-    sandbox = env.get(SANDBOX_ENV, "").strip()
-    if sandbox:
-        return Endpoint(provider, sandbox.rstrip("/") + SANDBOX_PREFIX[provider], trusted=True)
+    operator = operator_base_url(provider, env)
+    if operator is not None:
+        return Endpoint(provider, operator, trusted=True)
     if spec.default_base_url is not None:
         return Endpoint(provider, spec.default_base_url, trusted=True)
     return Endpoint(provider, config.settings.get("endpoint", "").strip().rstrip("/"), False)
