@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 from byokctl.catalog import PROVIDERS, SECRET_FIELDS
+from byokctl.config import patterns
 from byokctl.config.schema import SchemaFinding
 from byokctl.config.yamlsource import Path
 
 #: A value as sops writes it (the ``type`` list is sops's own).
-ENCRYPTED_VALUE: Final = re.compile(
-    r"^ENC\[AES256_GCM,data:[^,]*,iv:[^,]+,tag:[^,]+,type:(?:str|int|float|bool|bytes|time|comment)\]$"
+ENCRYPTED_VALUE: Final = (
+    r"^ENC\[AES256_GCM,data:[^,]*,iv:[^,]+,tag:[^,]+,"
+    r"type:(?:str|int|float|bool|bytes|time|comment)\]$"
 )
 
 
 def is_encrypted(value: object) -> bool:
-    return isinstance(value, str) and ENCRYPTED_VALUE.match(value) is not None
+    return isinstance(value, str) and patterns.matches(ENCRYPTED_VALUE, value)
 
 
 def has_sops_metadata(document: Mapping[str, Any]) -> bool:
@@ -44,6 +45,35 @@ def encrypted_paths(value: Any, path: Path = ()) -> Iterator[Path]:
         yield path
 
 
+def plain_strings(value: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
+    """Every non-secret, unencrypted string value with its path, the ``sops`` metadata excluded."""
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            if (not path and key == "sops") or key in SECRET_FIELDS:
+                continue
+            yield from plain_strings(child, (*path, key))
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            yield from plain_strings(child, (*path, i))
+    elif isinstance(value, str) and not is_encrypted(value):
+        yield path, value
+
+
+def control_characters(document: Mapping[str, Any]) -> Iterator[SchemaFinding]:
+    """A finding for every non-secret string holding a control or invisible character."""
+    for path, value in plain_strings(document):
+        found = patterns.first_control_character(value)
+        if found is not None:
+            index, name = found
+            yield SchemaFinding(
+                path,
+                "control-character",
+                f"{'.'.join(map(str, path))} holds {name} at character {index + 1} "
+                f"({value!r}): control and invisible characters are not allowed",
+                "remove it; if the value is quoted, check for an escape such as \\n or \\t",
+            )
+
+
 def _providers(document: Mapping[str, Any]) -> Mapping[str, Any]:
     spec = document.get("spec")
     providers = spec.get("providers") if isinstance(spec, Mapping) else None
@@ -66,6 +96,7 @@ def check(
 
     ``sops_command`` says how to encrypt this file; it is called only when needed.
     """
+    yield from control_characters(document)
     spec = document.get("spec")
     providers = _providers(document)
     enabled = spec.get("enabled") if isinstance(spec, Mapping) else None

@@ -15,10 +15,11 @@ from importlib import resources
 from pathlib import Path as FsPath
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from byokctl.catalog import SECRET_FIELDS
+from byokctl.config import patterns
 from byokctl.config.yamlsource import Path
 
 SCHEMA_NAME = "workspace.schema.json"
@@ -39,8 +40,23 @@ def load_schema() -> Mapping[str, Any]:
     return schema
 
 
+def _ecma_pattern(
+    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    # jsonschema's own keyword uses Python's re, where "$" also matches before a trailing
+    # newline; JSON Schema means ECMA-262, where "$" is the end of the value.
+    if validator.is_type(instance, "string") and not patterns.matches(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+#: Draft 2020-12 with patterns read as JSON Schema defines them (ECMA-262).
+WorkspaceValidator: Any = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, {"pattern": _ecma_pattern}
+)
+
+
 @cache
-def _validator() -> Draft202012Validator:
+def _validator() -> Any:
     schema = load_schema()
     Draft202012Validator.check_schema(schema)
     # The schema states "enabled names a configured provider" as six if/then blocks for
@@ -48,7 +64,7 @@ def _validator() -> Draft202012Validator:
     # validator skips them (a third of its time). Everything else is the file as written.
     runtime = copy.deepcopy(dict(schema))
     runtime["properties"]["spec"].pop("allOf", None)
-    return Draft202012Validator(runtime)
+    return WorkspaceValidator(runtime)
 
 
 @dataclass(frozen=True)
