@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -93,8 +94,16 @@ def check_file(candidate: Candidate) -> CheckedFile:
     checked = CheckedFile(candidate)
     display = candidate.display
     try:
-        with open(candidate.real, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+        # O_NONBLOCK: a file swapped for a FIFO after discovery must not hang the read.
+        fd = os.open(candidate.real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                checked.diagnostics.append(
+                    error(display, 1, 1, "not-a-regular-file", "this is not a regular file")
+                )
+                return checked
+            size = info.st_size
             if size > MAX_FILE_BYTES:
                 checked.diagnostics.append(
                     error(
@@ -111,7 +120,14 @@ def check_file(candidate: Candidate) -> CheckedFile:
             checked.content = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         checked.diagnostics.append(
-            error(display, 1, 1, "file-unreadable", f"cannot read the file: {exc.strerror}")
+            error(
+                display,
+                1,
+                1,
+                "file-unreadable",
+                f"cannot read the file: {exc.strerror or exc}",
+                "check its permissions",
+            )
         )
         return checked
     try:

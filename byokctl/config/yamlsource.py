@@ -24,6 +24,8 @@ Path = tuple[str | int, ...]
 
 MAX_NODES: Final = 20_000
 MAX_DEPTH: Final = 64
+# Python converts at most 4,300 decimal digits to or from text (about 14,284 bits).
+_MAX_INT_BITS: Final = 14_000
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
 _COLLECTION_TAGS: Final = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
@@ -189,10 +191,24 @@ class _Builder:
                 "remove the tag: workspace files use plain strings, numbers and booleans",
             )
         try:
-            return construct(self._constructor, node)
+            value = construct(self._constructor, node)
+            if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+                raise ValueError("an integer Python cannot print")  # 0x… parses, str() fails
+            return value
         except yaml.YAMLError as exc:
             raise YamlProblem(
                 "yaml-syntax", f"invalid value: {exc}", _mark(node.start_mark)
+            ) from None
+        except (ValueError, OverflowError):
+            # A plain scalar that resolves to a type it cannot be: an integer past Python's
+            # 4,300-digit conversion limit, a date such as 2026-13-45.
+            shown = str(node.value)
+            shown = f"{shown[:20]}… ({len(shown):,} characters)" if len(shown) > 40 else shown
+            raise YamlProblem(
+                "yaml-syntax",
+                f"invalid {node.tag.rsplit(':', 1)[-1]} value: {shown!r}",
+                _mark(node.start_mark),
+                "quote it if it is meant as a string",
             ) from None
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
