@@ -122,7 +122,7 @@ def plan(
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (for CI).")
 @click.option(
     "--lock-timeout",
-    type=float,
+    type=click.FloatRange(min=0, max=86400),
     default=0.0,
     show_default=True,
     metavar="SECONDS",
@@ -262,10 +262,16 @@ def models(file: Path, provider: str, fmt: str) -> int:
 
 
 @cli.command()
-@click.option("--port", type=int, default=8089, show_default=True, help="0 picks a free port.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8089,
+    show_default=True,
+    help="0 picks a free port.",
+)
 @click.option(
     "--latency",
-    type=float,
+    type=click.FloatRange(min=0, max=3600),
     default=0.0,
     show_default=True,
     metavar="SECONDS",
@@ -273,7 +279,7 @@ def models(file: Path, provider: str, fmt: str) -> int:
 )
 @click.option(
     "--slow-seconds",
-    type=float,
+    type=click.FloatRange(min=0, max=3600),
     default=5.0,
     show_default=True,
     help="How long keys marked 'slow' wait.",

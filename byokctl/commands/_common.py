@@ -58,8 +58,13 @@ def open_live_store(url: str, *, err: TextIO, create: bool = False) -> Store:
     return open_store(url, master_key=loaded.key, extra_keys=load_next_keys(os.environ))
 
 
-def read_desired(paths: Sequence[str], *, err: TextIO) -> DesiredState:
-    """Load, validate and decrypt the files; print every diagnostic; refuse on any error."""
+def read_desired(
+    paths: Sequence[str], *, err: TextIO, refused: str = "nothing was planned"
+) -> DesiredState:
+    """Load, validate and decrypt the files; print every diagnostic; refuse on any error.
+
+    ``refused`` says what the command therefore did not do.
+    """
     from byokctl.sops import load_identities  # noqa: PLC0415 - only when decrypting
 
     loaded = load_desired(paths, identities=load_identities())
@@ -68,7 +73,7 @@ def read_desired(paths: Sequence[str], *, err: TextIO) -> DesiredState:
     if not loaded.ok:
         errors = sum(d.severity == "error" for d in loaded.diagnostics)
         raise ConfigError(
-            f"{errors} error(s) in the workspace files; nothing was planned",
+            f"{errors} error(s) in the workspace files; {refused}",
             hint="fix them (`byokctl validate` shows the structural ones without a key)",
         )
     return loaded.desired

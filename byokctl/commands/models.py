@@ -27,7 +27,7 @@ def models(file: Path, provider: str, *, fmt: Format, out: TextIO, err: TextIO) 
             f"unknown provider {provider!r}",
             hint=f"one of: {', '.join(PROVIDERS)}",
         )
-    desired = read_desired([str(file)], err=err)
+    desired = read_desired([str(file)], err=err, refused="the provider was not asked")
     if len(desired.workspaces) != 1:
         raise ConfigError(
             f"{file} holds {len(desired.workspaces)} workspaces; give one workspace file"

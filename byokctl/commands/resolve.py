@@ -54,6 +54,13 @@ def resolve(
             route = resolver.peek(name, feature)
         except ValueError as exc:
             raise ByokError(str(exc), hint=f"--feature is one of: {', '.join(FEATURES)}") from None
+    if route.reason == "unknown_workspace":
+        # The library answers Neo for it (the runtime contract: never fail an AI action);
+        # a person asking about a name that is not there has most likely mistyped it.
+        raise ByokError(
+            f"workspace {name!r} is not in the store",
+            hint="`byokctl state list` shows the workspaces there; `byokctl apply` creates them",
+        )
     feature = route.feature
     doc = {
         "workspace": name,

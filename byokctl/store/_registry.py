@@ -33,6 +33,7 @@ def psycopg_missing(exc: ImportError) -> StoreError:
 BACKENDS: dict[str, Callable[[str, Keyring], Store]] = {
     "sqlite": SQLiteStore.open,
     "postgresql": _open_postgresql,
+    "postgres": _open_postgresql,  # libpq accepts both spellings
 }
 
 DEFAULT_STORE_URL = "sqlite:///.byok/state.db"

@@ -98,6 +98,7 @@ def _open_postgresql(url: str) -> RuntimeStore:
 RUNTIME_BACKENDS: dict[str, Callable[[str], RuntimeStore]] = {
     "sqlite": SQLiteRuntimeStore.open,
     "postgresql": _open_postgresql,
+    "postgres": _open_postgresql,  # libpq accepts both spellings
 }
 
 

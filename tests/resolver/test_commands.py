@@ -71,3 +71,20 @@ def test_credits_sums_the_ledger(store: Store, store_url: str, master_key: Maste
     assert "no credit usage recorded" in out
     with pytest.raises(ByokError, match="not a date"):
         _run(cmd.credits, None, since="yesterday", fmt="text")
+
+
+def test_resolve_of_a_workspace_not_in_the_store_exits_1(
+    store: Store, store_url: str, master_key: MasterKey
+) -> None:
+    # The library keeps answering Neo with unknown_workspace (the runtime contract); the
+    # command tells the person asking that the name is not there.
+    put(store, workspace("acme", "openai"))
+    with pytest.raises(ByokError, match="workspace 'acme-typo' is not in the store"):
+        _run(cmd.resolve, "acme-typo", feature="assist", fmt="text")
+    resolver = Resolver.from_url(
+        store_url, master_key=master_key, refresh_interval=None, notify=False, listen=False
+    )
+    try:
+        assert resolver.resolve("acme-typo", "assist").reason == "unknown_workspace"
+    finally:
+        resolver.close()
