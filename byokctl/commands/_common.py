@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from byokctl.commands._tracked import tracked_secret_files
 from byokctl.config.discover import DEFAULT_PATH
 from byokctl.config.loader import load_desired
 from byokctl.errors import ConfigError, StoreError
@@ -68,7 +69,7 @@ def read_desired(
     from byokctl.sops import load_identities  # noqa: PLC0415 - only when decrypting
 
     loaded = load_desired(paths, identities=load_identities())
-    for d in loaded.diagnostics:
+    for d in [*tracked_secret_files(), *loaded.diagnostics]:
         print(d.format(), file=err)
     if not loaded.ok:
         errors = sum(d.severity == "error" for d in loaded.diagnostics)

@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from byokctl.errors import MasterKeyError
 
+from ._localdir import make_private_dir
+
 KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
 #: The file the local SQLite default keeps its auto-created master key in.
@@ -217,7 +219,7 @@ def save_master_key(path: Path, key: MasterKey, *, replace: bool = False) -> Non
     Without ``replace`` an existing file is left alone and :class:`FileExistsError` is
     raised, so two processes creating the key at once agree on one key.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -278,7 +280,7 @@ def load_master_key(env: Mapping[str, str], *, store_url: str, byok_dir: Path) -
     path = byok_dir / MASTER_KEY_FILE_NAME
     if path.exists():
         return LoadedMasterKey(read_master_key_file(path), str(path))
-    byok_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(byok_dir)
     if stat.S_IMODE(byok_dir.stat().st_mode) & 0o077:
         # Only tighten a directory byokctl owns the content of; never loosen anything.
         byok_dir.chmod(0o700)

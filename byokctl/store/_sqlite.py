@@ -39,6 +39,7 @@ from ._codec import (
     stale_plan_error,
 )
 from ._keys import Keyring, MasterKey, must_register_key
+from ._localdir import make_private_dir
 from ._migrations import LATEST_VERSION, pending_migrations
 from ._types import AuditEntry, LockInfo, WorkspaceWrite
 
@@ -129,8 +130,7 @@ class SQLiteStore:
     @staticmethod
     def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
         try:
-            if not path.parent.exists():
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_dir(path.parent)
             if not path.exists():
                 # Create the file ourselves so it is 0600 from its first byte; SQLite
                 # gives the -wal and -shm files the same mode as the database.
