@@ -219,7 +219,7 @@ def save_master_key(path: Path, key: MasterKey, *, replace: bool = False) -> Non
     Without ``replace`` an existing file is left alone and :class:`FileExistsError` is
     raised, so two processes creating the key at once agree on one key.
     """
-    make_private_dir(path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -39,4 +39,5 @@ def test_exported_names_are_pinned() -> None:
 
 
 def test_backends_registry() -> None:
-    assert set(BACKENDS) == {"sqlite", "postgresql"}
+    assert set(BACKENDS) == {"sqlite", "postgresql", "postgres"}  # libpq's two spellings
+    assert BACKENDS["postgres"] is BACKENDS["postgresql"]
