@@ -150,9 +150,10 @@ def redact_secret(text: str, value: str) -> str:
     answer may echo, encoded or not). :func:`redact` covers every secret the process has
     seen, in its raw form.
     """
-    if not value:
+    forms = secret_forms(value) if value else ()
+    if not forms or len(text) < len(forms[-1]):  # shorter than the shortest form: no match
         return text
-    return _replace_longest_first(text, [f for f in secret_forms(value) if f in text])
+    return _replace_longest_first(text, [f for f in forms if f in text])
 
 
 def redact_secret_bytes(data: bytes, value: str) -> bytes:

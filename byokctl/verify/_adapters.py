@@ -9,7 +9,6 @@ classify answers but never catch transport exceptions: the runner does that, onc
 from __future__ import annotations
 
 import difflib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from byokctl.verify.classify import (
     Classification,
     Outcome,
     classify_response,
-    redact_document,
+    parse_answer,
     sanitize,
 )
 
@@ -77,11 +76,11 @@ async def _get_json(
     )
     if result.outcome is not Outcome.OK:
         return result, None
-    try:
-        # The body is redacted already (fetch); the parsed strings are, after decoding.
-        return result, redact_document(json.loads(answer.body), key)
-    except (ValueError, UnicodeDecodeError):
+    # fetch redacted the body's bytes; parse_answer redacts what JSON escapes spelled.
+    doc = parse_answer(answer.body, key)
+    if doc is None:
         return _malformed(endpoint.provider, "is not JSON"), None
+    return result, doc
 
 
 def _malformed(provider: str, what: str) -> Classification:
