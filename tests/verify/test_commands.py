@@ -256,6 +256,8 @@ def test_plan_fails_what_apply_refuses_in_every_format(
     saved = tmp_path / "refused.plan"
     assert _cli(capsys, "plan", "--out", str(saved))[0] == 1
     assert json.loads(saved.read_text())["errors"][0]["workspace"] == "beta"
+    code, out, _ = _cli(capsys, "show", str(saved), "--format", "markdown")
+    assert code == 0 and out.index("> [!CAUTION]") < out.index("<details>")
     code, _, err = _cli(capsys, "apply", str(saved))
     assert code == 1 and "refusing to enable" in err
     code, _, err = _cli(capsys, "apply", "--auto-approve")
@@ -267,10 +269,11 @@ def test_plan_fails_what_apply_refuses_in_every_format(
 
 
 def test_a_transient_outcome_warns_and_plan_and_apply_both_go_ahead(
-    repo: Repo, capsys: pytest.CaptureFixture[str], provider_server: ProviderServer
+    repo: Repo, capsys: pytest.CaptureFixture[str], provider_server: ProviderServer, tmp_path: Path
 ) -> None:
     repo.write("gamma", workspace_yaml("gamma", enabled="openai", keys={"openai": DOWN}))
-    code, out, err = _cli(capsys, "plan", "--detailed-exitcode")
+    saved = tmp_path / "gamma.plan"
+    code, out, err = _cli(capsys, "plan", "--detailed-exitcode", "--out", str(saved))
     assert code == 2, err  # changes present, and nothing apply would refuse
     assert out.startswith("Warning: the provider could not confirm the credentials")
     assert "gamma: openai (enabled): outage" in out
@@ -278,13 +281,19 @@ def test_a_transient_outcome_warns_and_plan_and_apply_both_go_ahead(
     doc = json.loads(out)
     assert code == 0 and doc["errors"] == []
     assert [w["outcome"] for w in doc["warnings"]] == ["outage"]
-    code, out, err = _cli(capsys, "apply", "--auto-approve")
+    # apply PLANFILE verifies again, warns on stderr, and applies.
+    code, out, err = _cli(capsys, "apply", str(saved))
     assert code == 0, err
-    assert "Warning: the provider could not confirm" in out and "Apply complete" in out
+    assert "warning: not confirmed now: gamma: openai (enabled): outage" in err
     code, out, _ = _cli(capsys, "state", "show", "gamma", "--format", "json")
     assert code == 0 and json.loads(out)["enabled"] == "openai"
+    # apply from the files shows the warning first and applies as well.
+    repo.write("theta", workspace_yaml("theta", enabled="openai", keys={"openai": DOWN}))
+    code, out, err = _cli(capsys, "apply", "--auto-approve")
+    assert code == 0, err
+    assert out.startswith("Warning: the provider could not confirm") and "Apply complete" in out
     # The outage was retried each time, never cached: it says nothing about the key.
-    assert len(provider_server.seen("/openai/v1/models")) >= 3 * 3
+    assert len(provider_server.seen("/openai/v1/models")) >= 4 * 3
 
 
 @pytest.mark.parametrize(
