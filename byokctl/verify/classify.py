@@ -11,7 +11,9 @@ key"; Anthropic's 529 is an overload.
 
 A :class:`Classification`'s ``detail`` is safe to print: provider text is stripped of
 control characters, of anything shaped like a key (providers echo masked keys: "sk-ab***yz")
-and of every secret this process has handled, and capped in length.
+and of every secret this process has handled, and capped in length. Given the key the
+request carried, :func:`classify_response` first redacts it from the answer in all its
+common encodings (an answer is untrusted: a gateway may echo the key it received).
 """
 
 from __future__ import annotations
@@ -414,11 +416,8 @@ def key_format_problem(key: str) -> str | None:
             continue
         rest = key[position - 1 :]
         if not rest.strip():  # only whitespace from here to the end
-            what = (
-                "it ends with a line break"
-                if "\n" in rest or "\r" in rest
-                else ("it ends with whitespace")
-            )
+            broken = "\n" in rest or "\r" in rest
+            what = "it ends with a line break" if broken else "it ends with whitespace"
         elif char.isspace() and not key[:position].strip():
             what = "it starts with whitespace"
         elif char.isspace():
