@@ -326,3 +326,38 @@ def test_a_key_no_header_can_carry_is_invalid_key_format(
     path = repo.workspaces / "delta.yaml"
     code, _, err = _cli(capsys, "models", str(path), "openai")
     assert code == 1 and "delta openai: invalid_key_format" in err
+
+
+def test_the_rule_against_the_sandbox_for_all_six_providers(
+    repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both sides of the rule with every provider's real answer shapes (docs/sandbox.md)."""
+    from byokctl.catalog import PROVIDERS
+    from byokctl.sandbox import Sandbox
+
+    with Sandbox(port=0, latency=0.0) as sandbox:
+        for name, url in sandbox.base_urls().items():
+            monkeypatch.setenv(name, url)
+        for provider in PROVIDERS:
+            slug = provider.replace("_", "-")
+            key = {provider: f"sk-{slug}-invalid-canary-0001"}
+            repo.write(f"bad-{slug}", workspace_yaml(f"bad-{slug}", enabled=provider, keys=key))
+            key = {provider: f"sk-{slug}-outage-canary-0002"}
+            repo.write(f"down-{slug}", workspace_yaml(f"down-{slug}", enabled=provider, keys=key))
+        code, out, err = _cli(capsys, "plan", "--format", "json", "--detailed-exitcode")
+        assert code == 1, err
+        doc = json.loads(out)
+        found = {(f["workspace"], f["provider"], f["outcome"]) for f in doc["errors"]}
+        assert found == {(f"bad-{p.replace('_', '-')}", p, "invalid_key") for p in PROVIDERS}
+        found = {(f["workspace"], f["provider"], f["outcome"]) for f in doc["warnings"]}
+        assert found == {(f"down-{p.replace('_', '-')}", p, "outage") for p in PROVIDERS}
+        code, _, err = _cli(capsys, "apply", "--auto-approve")
+        assert code == 1 and "refusing to enable" in err
+        for provider in PROVIDERS:
+            (repo.workspaces / f"bad-{provider.replace('_', '-')}.yaml").unlink()
+        code, out, err = _cli(capsys, "plan", "--detailed-exitcode")
+        assert code == 2, err
+        assert out.startswith("Warning: the provider could not confirm the credentials of 6")
+        code, out, err = _cli(capsys, "apply", "--auto-approve")
+        assert code == 0, err
+        assert "Apply complete! Workspaces: 6 added" in out
