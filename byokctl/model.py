@@ -7,15 +7,19 @@ place that handles a plaintext key easy to find.
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import hmac
+import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Final
+from urllib.parse import quote, quote_plus
 
 #: The route name used when no custom provider serves a workspace.
 NEO: Final = "neo"
@@ -73,9 +77,95 @@ def redact(text: str) -> str:
 
     A secret that contains another is replaced first, so no part of it stays visible.
     """
-    for value in sorted(_secrets_in(text), key=len, reverse=True):
+    return _replace_longest_first(text, _secrets_in(text))
+
+
+def _replace_longest_first(text: str, values: Iterable[str]) -> str:
+    # A value that contains another is replaced first, so no part of it stays visible.
+    for value in sorted(values, key=len, reverse=True):
         text = text.replace(value, REDACTED)
     return text
+
+
+#: Shorter forms are not redacted: they would scrub ordinary words (as for ``Secret``).
+_MIN_FORM: Final = 8
+#: What a header carries around a key besides the key alone: ``Authorization: Bearer K``,
+#: and HTTP Basic credentials with the key as the user (``K:``) or the password (``:K``).
+_HEADER_WRAPPINGS: Final = ("Bearer {}", "{}:", ":{}")
+_HEX_ESCAPE: Final = re.compile(r"%[0-9A-F]{2}")
+
+
+def _base64_cores(raw: bytes, encode: Callable[[bytes], bytes]) -> list[str]:
+    """The characters that encode ``raw`` in *any* base64 text, at each byte alignment.
+
+    Base64 turns 3 bytes into 4 characters, so how a key inside a longer blob is encoded
+    depends on where it starts modulo 3. For each alignment the key is encoded after that
+    many filler bytes, and the characters that also depend on the filler (or on what
+    follows the key) are dropped: what remains appears in every base64 encoding of every
+    blob that holds the key at such an offset.
+    """
+    cores = []
+    for align, drop in ((0, 0), (1, 2), (2, 3)):
+        total = align + len(raw)
+        encoded = encode(bytes(align) + raw).decode().rstrip("=")
+        # Of a last partial group of r bytes, the first r characters depend on them alone.
+        cores.append(encoded[drop : 4 * (total // 3) + total % 3])
+    return cores
+
+
+@functools.lru_cache(maxsize=1024)  # one entry per key: an answer is scanned string by string
+def secret_forms(value: str) -> tuple[str, ...]:
+    """``value`` and the common encodings it travels in, longest first.
+
+    The raw value; percent-encoded (as a URL or a form carries it); JSON-escaped; base64
+    and base64url of the value and of the header forms ``Bearer VALUE``, ``VALUE:`` and
+    ``:VALUE``, with and without padding; and the base64/base64url characters that encode
+    the value inside any longer blob (:func:`_base64_cores`). Forms shorter than 8
+    characters are left out: they would match ordinary text.
+    """
+    raw = value.encode("utf-8", "surrogatepass")
+    escaped = json.dumps(value)[1:-1]
+    forms = {
+        value,
+        quote(value, safe=""),
+        _HEX_ESCAPE.sub(lambda m: m.group().lower(), quote(value, safe="")),  # %2f is as valid
+        quote(value),
+        quote_plus(value),
+        escaped,
+        escaped.replace("/", "\\/"),  # JSON may escape "/" too
+        json.dumps(value, ensure_ascii=False)[1:-1],
+    }
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        for wrapping in ("{}", *_HEADER_WRAPPINGS):
+            encoded = encode(wrapping.format(value).encode("utf-8", "surrogatepass")).decode()
+            forms |= {encoded, encoded.rstrip("=")}
+        forms.update(_base64_cores(raw, encode))
+    return tuple(sorted((f for f in forms if len(f) >= _MIN_FORM), key=len, reverse=True))
+
+
+def redact_secret(text: str, value: str) -> str:
+    """``text`` with ``value`` in each of its :func:`secret_forms` replaced by ``(sensitive)``.
+
+    For a secret known where the text arrives (the key a request carried, which the
+    answer may echo, encoded or not). :func:`redact` covers every secret the process has
+    seen, in its raw form.
+    """
+    forms = secret_forms(value) if value else ()
+    if not forms or len(text) < len(forms[-1]):  # shorter than the shortest form: no match
+        return text
+    return _replace_longest_first(text, [f for f in forms if f in text])
+
+
+def redact_secret_bytes(data: bytes, value: str) -> bytes:
+    """:func:`redact_secret` for bytes (an HTTP body): the forms' UTF-8 bytes are replaced."""
+    if not value:
+        return data
+    marker = REDACTED.encode()
+    for form in secret_forms(value):  # longest first, as in redact_secret
+        encoded = form.encode("utf-8", "surrogatepass")
+        if encoded in data:
+            data = data.replace(encoded, marker)
+    return data
 
 
 class Secret:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import secrets
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from byokctl import model
 from byokctl.model import REDACTED, Secret, redact
@@ -81,3 +83,67 @@ def test_a_secret_seen_after_an_earlier_redact_is_scrubbed() -> None:
     assert redact(first) == REDACTED
     later = _key()
     assert redact(f"{first} {later}") == f"{REDACTED} {REDACTED}"
+
+
+# --- one known secret in its encodings (redact_secret: the key a request carried) -------
+
+_ODD_KEY = "sk-proj/odd+chars=Zq9x8w7v6u5t"
+
+
+def test_redact_secret_removes_every_common_encoding() -> None:
+    import base64
+    import json
+    from urllib.parse import quote
+
+    raw = _ODD_KEY.encode()
+    encoded = [
+        _ODD_KEY,
+        quote(_ODD_KEY, safe=""),
+        "sk-proj%2fodd%2bchars%3dZq9x8w7v6u5t",
+        quote(_ODD_KEY),
+        json.dumps(_ODD_KEY)[1:-1].replace("/", "\\/"),
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        base64.b64encode(b"Bearer " + raw).decode(),
+        base64.b64encode(raw + b":").decode(),
+        base64.b64encode(b":" + raw).decode(),
+    ]
+    for text in encoded:
+        assert model.redact_secret(f"said <{text}>", _ODD_KEY) == f"said <{REDACTED}>"
+        data = f'{{"id": "{text}"}}'.encode()
+        assert model.redact_secret_bytes(data, _ODD_KEY) == f'{{"id": "{REDACTED}"}}'.encode()
+    # Text without the key, and a missing key, change nothing.
+    assert model.redact_secret("gpt-4o and sk-proj-other", _ODD_KEY) == "gpt-4o and sk-proj-other"
+    assert model.redact_secret("anything", "") == "anything"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    # Distinct characters: a periodic key could match shifted against itself, which hides
+    # nothing (the shift shows the same bytes) but would blur the bounds checked here.
+    key=st.lists(
+        st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=8, max_size=64, unique=True
+    ).map("".join),
+    before=st.binary(max_size=10),
+    after=st.binary(max_size=10),
+    urlsafe=st.booleans(),
+)
+def test_a_key_anywhere_in_a_base64_blob_cannot_be_read_back(
+    key: str, before: bytes, after: bytes, urlsafe: bool
+) -> None:
+    """Whatever surrounds the key, at most the characters that also encode its
+    neighbours survive: at most 2 of the key's bytes at each end can be decoded."""
+    import base64
+
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    blob = encode(before + key.encode() + after).decode()
+    out = model.redact_secret(blob, key)
+    assert REDACTED in out
+    # The characters that encode only the key's bytes start after the filler's group
+    # boundary and end before the next one: none of them may be left.
+    start = -(-len(before) * 4 // 3)
+    end = (len(before) + len(key)) * 4 // 3
+    head = out.partition(REDACTED)[0]
+    tail = out.rpartition(REDACTED)[2]
+    assert len(head) <= start and blob.startswith(head)
+    assert len(blob) - len(tail) >= end and blob.endswith(tail)

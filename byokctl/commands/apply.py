@@ -83,7 +83,9 @@ def apply(
             # checks), the credentials are checked again now, since a key can be revoked
             # between review and merge; a plan made with --no-verify is not.
             if verify and any(c.checks for c in saved.changes):
-                refuse_failed_enable(verify_plan(current, parallelism=parallelism, err=err))
+                verified = verify_plan(current, parallelism=parallelism, err=err)
+                for warning in refuse_failed_enable(verified):
+                    print(f"byokctl: warning: not confirmed now: {warning.message}", file=err)
         else:
             result_plan = make_plan(args, live_store, targets=None, err=err)
             if verify:

@@ -10,7 +10,7 @@ from byokctl.commands._common import make_plan, open_live_store, store_url, use_
 from byokctl.plan import Plan, planfile
 from byokctl.render import render_json, render_markdown, render_text
 from byokctl.store import safe_url, store_exists
-from byokctl.verify import verify_plan
+from byokctl.verify import refuse_failed_enable, verify_plan
 
 PlanFormat = Literal["text", "json", "markdown"]
 
@@ -42,7 +42,9 @@ def plan(
     With ``verify``, every provider of the planned workspaces is checked with the
     provider (at most ``parallelism`` at a time) and the outcome shown per workspace.
     Exit 0, or with ``detailed_exitcode`` 0 for no changes and 2 for changes (1 is an
-    error, raised as an exception and turned into 1 by the error boundary).
+    error, raised as an exception and turned into 1 by the error boundary). A verified
+    plan that apply would refuse (:func:`~byokctl.verify.refuse_failed_enable`) is such
+    an error, after the plan (failure first) is printed and saved.
     """
     url = store_url(store)
     if store_exists(url):
@@ -64,6 +66,11 @@ def plan(
             file=err,
         )
     print(render(result, fmt, color=use_color(out)).rstrip("\n"), file=out)
+    if verify:
+        # apply's own rule: what it would refuse fails the plan (exit 1, also with
+        # --detailed-exitcode), so a green pull-request check means the merge applies.
+        # The rendering above already shows the failure first; the plan file keeps it.
+        refuse_failed_enable(result)
     if detailed_exitcode and result.has_changes:
         return 2
     return 0

@@ -10,6 +10,7 @@ from byokctl.plan._diff import apply_to, diff
 from byokctl.plan._values import (
     Action,
     Change,
+    CheckFinding,
     CredentialCheck,
     FieldAction,
     FieldChange,
@@ -22,6 +23,7 @@ from byokctl.plan._values import (
 __all__ = [
     "Action",
     "Change",
+    "CheckFinding",
     "CredentialCheck",
     "FieldAction",
     "FieldChange",

@@ -125,6 +125,27 @@ class CredentialCheck:
 
 
 @dataclass(frozen=True)
+class CheckFinding:
+    """A workspace the plan leaves enabled on a provider whose check did not pass.
+
+    Verification fills these (``byokctl.verify.enable_findings``, the one rule ``plan``
+    and ``apply`` judge by): an *error* is what apply refuses, a *warning* what it lets
+    through. Like :class:`CredentialCheck`, no field may contain a secret.
+    """
+
+    workspace: str
+    provider: str
+    outcome: str
+    detail: str = ""
+
+    @property
+    def message(self) -> str:
+        """One line for people: workspace, provider, outcome and why."""
+        text = f"{self.workspace}: {self.provider} (enabled): {self.outcome}"
+        return text + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass(frozen=True)
 class Change:
     """What happens to one workspace, and why.
 
@@ -185,6 +206,10 @@ class Plan:
     #: The PATH arguments the desired state was read from, as given (relative to the
     #: working directory of ``plan``); ``apply FILE`` reads the same paths again.
     paths: tuple[str, ...] = ()
+    #: What apply would refuse (it exits ``plan`` with 1), and what it lets through with a
+    #: warning; empty until verification fills them (none with ``--no-verify``).
+    errors: tuple[CheckFinding, ...] = ()
+    warnings: tuple[CheckFinding, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "changes", tuple(sorted(self.changes, key=lambda c: c.name)))

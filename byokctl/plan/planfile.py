@@ -27,6 +27,7 @@ from byokctl.model import SourceFile
 from byokctl.plan._values import (
     Action,
     Change,
+    CheckFinding,
     CredentialCheck,
     FieldAction,
     FieldChange,
@@ -37,7 +38,7 @@ from byokctl.plan._values import (
 )
 
 #: ``major.minor``: a reader accepts any minor of its major (minors only add fields).
-FORMAT_VERSION: Final = "1.0"
+FORMAT_VERSION: Final = "1.1"
 _MAJOR: Final = FORMAT_VERSION.split(".")[0]
 
 #: What a secret leaf becomes in ``before``/``after``: a marker, never a value.
@@ -51,8 +52,12 @@ Document = dict[str, Any]
 def to_document(plan: Plan) -> Document:
     """The plan as a JSON-ready dict in the documented format (no secret)."""
     add, change, destroy = plan.summary
+    # ``errors`` come first: a reader (or a person paging through the JSON) sees what
+    # apply would refuse before anything else.
     return {
         "format_version": FORMAT_VERSION,
+        "errors": [_finding_document(f) for f in plan.errors],
+        "warnings": [_finding_document(f) for f in plan.warnings],
         "created_at": plan.created_at.isoformat(),
         "serial": plan.serial,
         "targets": None if plan.targets is None else list(plan.targets),
@@ -234,6 +239,22 @@ def _change_document(change: Change) -> Document:
     }
 
 
+def _finding_document(finding: CheckFinding) -> Document:
+    return {
+        "workspace": finding.workspace,
+        "provider": finding.provider,
+        "outcome": finding.outcome,
+        "detail": finding.detail,
+        "message": finding.message,
+    }
+
+
+def _finding_from_document(doc: Document) -> CheckFinding:
+    return CheckFinding(
+        str(doc["workspace"]), str(doc["provider"]), str(doc["outcome"]), str(doc["detail"])
+    )
+
+
 def _field_document(change: FieldChange) -> Document:
     doc: Document = {"path": change.path, "action": str(change.action)}
     if change.sensitive:
@@ -262,7 +283,7 @@ def _view_document(view: WorkspaceView | None) -> Document | None:
 
 
 def _plan_from_document(doc: Document) -> Plan:
-    for name in ("changes", "sources", "unmanaged", "paths"):
+    for name in ("changes", "sources", "unmanaged", "paths", "errors", "warnings"):
         if not isinstance(doc.get(name, []), list):
             raise TypeError(f"{name!r} must be a list")
     targets = doc["targets"]
@@ -279,6 +300,9 @@ def _plan_from_document(doc: Document) -> Plan:
         targets=None if targets is None else tuple(str(t) for t in targets),
         unmanaged=tuple(str(n) for n in doc["unmanaged"]),
         paths=tuple(str(p) for p in doc.get("paths", ())),
+        # Format 1.0 had neither list.
+        errors=tuple(_finding_from_document(f) for f in doc.get("errors", ())),
+        warnings=tuple(_finding_from_document(f) for f in doc.get("warnings", ())),
     )
 
 

@@ -73,6 +73,40 @@ def partial_warning(plan: Plan, *, max_names: int | None = None) -> str:
     )
 
 
+def refusal_heading(plan: Plan) -> str:
+    """The sentence above the plan's errors: what apply would refuse; empty without errors."""
+    count = len(plan.errors)
+    if not count:
+        return ""
+    return (
+        f"apply would refuse this plan: {_workspaces(count)} would be left enabled on a "
+        "provider whose credentials failed verification"
+    )
+
+
+#: What to do about the errors, below their list.
+REFUSAL_HINT: Final = (
+    "Fix the credentials or the model, enable another provider, or pass --no-verify to "
+    "apply without verification."
+)
+
+
+def unconfirmed_heading(plan: Plan) -> str:
+    """The sentence above the plan's warnings (enables apply lets through); empty without."""
+    count = len(plan.warnings)
+    if not count:
+        return ""
+    return (
+        f"the provider could not confirm the credentials of {_workspaces(count)} right now "
+        "(rate limited, outage or timeout); apply goes ahead, and while the provider stays "
+        "unavailable the resolver sends the AI actions to Neo"
+    )
+
+
+def _workspaces(count: int) -> str:
+    return f"{count:,} workspace" + ("" if count == 1 else "s")
+
+
 UNMANAGED_HINT: Final = (
     "live workspaces not managed by byokctl and not in the files; they are left alone "
     "(bring them under management with `byokctl import NAME`)"

@@ -11,12 +11,15 @@ from __future__ import annotations
 import html
 from typing import Final
 
-from byokctl.plan import Action, Change, FieldAction, Plan
+from byokctl.plan import Action, Change, CheckFinding, FieldAction, Plan
 from byokctl.render._common import (
+    REFUSAL_HINT,
     UNMANAGED_HINT,
     field_lines,
     partial_warning,
+    refusal_heading,
     summary_line,
+    unconfirmed_heading,
 )
 
 #: GitHub's limit on an issue or pull-request comment, in characters.
@@ -73,7 +76,8 @@ def _summary(plan: Plan) -> str:
     add, change, destroy = plan.summary
     unchanged = sum(1 for c in plan.changes if c.action is Action.NOOP and not c.adopt)
     # Each part ends with a blank line: GitHub needs one before an alert or a table.
-    out = [f"### byokctl plan\n\n**{summary_line(plan)}**\n\n"]
+    # What apply would refuse comes first, above the fold: never only in a <details>.
+    out = ["### byokctl plan\n\n", *_findings(plan), f"**{summary_line(plan)}**\n\n"]
     warning = partial_warning(plan, max_names=_NAMES_IN_SUMMARY)
     if warning:
         out.append(f"> [!WARNING]\n> {_text(warning[0].upper() + warning[1:])}.\n\n")
@@ -96,6 +100,40 @@ def _summary(plan: Plan) -> str:
     out.append("\n")
     out.append(f"<sub>Computed against live serial {plan.serial}.</sub>\n\n")
     return "".join(out)
+
+
+def _findings(plan: Plan) -> list[str]:
+    out: list[str] = []
+    if plan.errors:
+        heading = refusal_heading(plan)
+        out.append(
+            f"> [!CAUTION]\n> **{_text(heading[0].upper() + heading[1:])}:**\n>\n"
+            + _finding_items(plan.errors)
+            + f">\n> {_text(REFUSAL_HINT)}\n\n"
+        )
+    if plan.warnings:
+        heading = unconfirmed_heading(plan)
+        out.append(
+            f"> [!WARNING]\n> {_text(heading[0].upper() + heading[1:])}:\n>\n"
+            + _finding_items(plan.warnings)
+            + "\n"
+        )
+    return out
+
+
+def _finding_items(findings: tuple[CheckFinding, ...]) -> str:
+    # Bounded like the summary's name lists; provider text goes in a code span, where
+    # neither Markdown nor HTML in it is interpreted.
+    lines = [
+        f"> - `{_code(f.workspace)}`: {_text(f.provider)} `{_code(f.outcome)}`"
+        + (f" `{_code(f.detail)}`" if f.detail else "")
+        + "\n"
+        for f in findings[:_NAMES_IN_SUMMARY]
+    ]
+    more = len(findings) - _NAMES_IN_SUMMARY
+    if more > 0:
+        lines.append(f"> - and {more:,} more (`byokctl plan` lists them all)\n")
+    return "".join(lines)
 
 
 def _details(change: Change) -> str:

@@ -9,12 +9,15 @@ from typing import Final
 from byokctl.plan import Change, FieldAction, Plan
 from byokctl.render._common import (
     ACTION_SYMBOL,
+    REFUSAL_HINT,
     UNMANAGED_HINT,
     FieldLine,
     field_lines,
     heading,
     partial_warning,
+    refusal_heading,
     summary_line,
+    unconfirmed_heading,
 )
 
 # Plain ANSI SGR codes: the CLI decides whether colour is wanted (TTY, NO_COLOR), so
@@ -35,7 +38,8 @@ def render_text(plan: Plan, *, color: bool) -> str:
     """
 
     paint = _Paint(color)
-    out: list[str] = []
+    # What apply would refuse comes first, before anything a reviewer might stop at.
+    out = _findings(plan, paint)
     warning = partial_warning(plan)
     if warning:
         out += [paint("Warning: ", _BOLD, _YELLOW) + warning, ""]
@@ -54,6 +58,19 @@ def render_text(plan: Plan, *, color: bool) -> str:
 
     out.append(paint(summary_line(plan), _BOLD))
     return "\n".join(out) + "\n"
+
+
+def _findings(plan: Plan, paint: _Paint) -> list[str]:
+    lines: list[str] = []
+    if plan.errors:
+        lines.append(paint("Error: ", _BOLD, _RED) + refusal_heading(plan) + ":")
+        lines += [f"  {e.message}" for e in plan.errors]
+        lines += [REFUSAL_HINT, ""]
+    if plan.warnings:
+        lines.append(paint("Warning: ", _BOLD, _YELLOW) + unconfirmed_heading(plan) + ":")
+        lines += [f"  {w.message}" for w in plan.warnings]
+        lines.append("")
+    return lines
 
 
 def _workspace_block(change: Change, paint: _Paint) -> list[str]:

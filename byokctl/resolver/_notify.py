@@ -105,6 +105,11 @@ _WHAT_TO_DO: Final = {
         "Fix the deployment name (or create the deployment in Azure) and apply the "
         "change. Neo serves until then."
     ),
+    "invalid_key_format": (
+        "The key has whitespace, a line break or a non-ASCII character in it, so no request "
+        "can carry it: encrypt the key again without it and apply the change. Neo serves "
+        "until then."
+    ),
     "bad_endpoint": (
         "Fix the provider's endpoint in the workspace file and apply the change. Neo "
         "serves until then."

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from byokctl.errors import StoreError
-from byokctl.model import NEO, LiveState
+from byokctl.model import NEO, LiveState, redact_secret
 from byokctl.store import MasterKey, Store, load_master_key, load_next_keys, open_store
 from byokctl.store._health import capped_retry_after
 from byokctl.store.runtime import (
@@ -126,7 +126,7 @@ class _Snapshot:
     health: Mapping[HealthKey, HealthRecord]
 
 
-def _classify(provider: str, outcome: object) -> Classification:
+def _classify(provider: str, outcome: object, key: str | None) -> Classification:
     # Imported on first use: importing the verify package pulls httpx (and with it the
     # CLI's click and rich), which an application that only resolves never needs.
     from byokctl.verify.classify import (  # noqa: PLC0415
@@ -141,9 +141,10 @@ def _classify(provider: str, outcome: object) -> Classification:
         return outcome
     if isinstance(outcome, ProviderResponse):
         body = outcome.body.encode() if isinstance(outcome.body, str) else bytes(outcome.body)
-        return classify_response(provider, outcome.status, outcome.headers, body)
+        # The answer is untrusted: the key it was sent with is redacted before it is read.
+        return classify_response(provider, outcome.status, outcome.headers, body, key=key)
     if isinstance(outcome, BaseException):
-        return classify_exception(provider, outcome)
+        return classify_exception(provider, outcome, key=key)
     value = Outcome(str(outcome))  # a valid outcome string: checked by _check_outcome
     return Classification(value, meaning(value))
 
@@ -178,11 +179,15 @@ def _check_outcome(outcome: object) -> None:
     raise TypeError(f"cannot report {type(outcome).__name__}: report takes {_ACCEPTED}")
 
 
-def _safe(c: Classification) -> Classification:
-    """``c`` with a sanitized detail and a capped Retry-After (an app may have built it)."""
+def _safe(c: Classification, key: str | None) -> Classification:
+    """``c`` with a sanitized detail and a capped Retry-After (an app may have built it).
+
+    ``key`` (the route's) is redacted from the detail in all its encodings first.
+    """
     from byokctl.verify.classify import sanitize  # noqa: PLC0415
 
-    detail = sanitize(c.detail if isinstance(c.detail, str) else str(c.detail))
+    detail = c.detail if isinstance(c.detail, str) else str(c.detail)
+    detail = sanitize(redact_secret(detail, key) if key else detail)
     raw: object = c.retry_after
     ok = isinstance(raw, (int, float)) and not isinstance(raw, bool)
     retry = capped_retry_after(float(raw)) if ok else None  # type: ignore[arg-type]
@@ -501,7 +506,8 @@ class Resolver:
             self._guarded("record a success", self._report_success, route)
             return None
         try:
-            c = _safe(_classify(route.provider, outcome))
+            key = route.api_key()
+            c = _safe(_classify(route.provider, outcome, key), key)
         except Exception:
             self._log_unexpected("classify a failure")
             from byokctl.verify.classify import Classification, Outcome  # noqa: PLC0415

@@ -5,8 +5,8 @@ provider (:mod:`byokctl.verify._adapters`, over the safe HTTP client of
 :mod:`byokctl.verify._http`) → a :class:`~byokctl.verify.classify.Classification` per
 answer (:mod:`byokctl.verify.classify`, pure, shared with the runtime resolver) →
 :class:`~byokctl.plan.CredentialCheck` values attached to the plan
-(:func:`with_checks`), which apply refuses to enable when they failed
-(:func:`refuse_failed_enable`).
+(:func:`with_checks`), judged by one rule (:func:`enable_findings`) that makes ``plan``
+exit 1 and ``apply`` refuse (:func:`refuse_failed_enable`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from byokctl.verify._cache import VerifyCache
     from byokctl.verify._http import ALLOW_PRIVATE_ENV, SANDBOX_ENV, Resolver, is_public_address
     from byokctl.verify._plan import (
+        enable_findings,
         plan_workspaces,
         refuse_failed_enable,
         verify_plan,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from byokctl.verify.classify import (
         STICKY,
         TRANSIENT,
+        UNCONFIRMED,
         Classification,
         Outcome,
         classify_exception,
@@ -44,6 +46,7 @@ __all__ = [
     "SANDBOX_ENV",
     "STICKY",
     "TRANSIENT",
+    "UNCONFIRMED",
     "Classification",
     "Outcome",
     "Resolver",
@@ -52,6 +55,7 @@ __all__ = [
     "VerifyCache",
     "classify_exception",
     "classify_response",
+    "enable_findings",
     "is_public_address",
     "list_models",
     "plan_workspaces",
@@ -70,6 +74,7 @@ _HOMES = {
     "SANDBOX_ENV": "_http",
     "Resolver": "_http",
     "is_public_address": "_http",
+    "enable_findings": "_plan",
     "plan_workspaces": "_plan",
     "refuse_failed_enable": "_plan",
     "verify_plan": "_plan",
@@ -81,6 +86,7 @@ _HOMES = {
     "verify_workspaces": "_run",
     "STICKY": "classify",
     "TRANSIENT": "classify",
+    "UNCONFIRMED": "classify",
     "Classification": "classify",
     "Outcome": "classify",
     "classify_exception": "classify",

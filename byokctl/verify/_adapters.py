@@ -9,7 +9,6 @@ classify answers but never catch transport exceptions: the runner does that, onc
 from __future__ import annotations
 
 import difflib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +20,13 @@ import httpx
 from byokctl.catalog import PROVIDERS
 from byokctl.model import ProviderConfig
 from byokctl.verify._http import Answer, Endpoint, fetch
-from byokctl.verify.classify import Classification, Outcome, classify_response, sanitize
+from byokctl.verify.classify import (
+    Classification,
+    Outcome,
+    classify_response,
+    parse_answer,
+    sanitize,
+)
 
 ANTHROPIC_VERSION: Final = "2023-06-01"
 #: Pagination stops after this many pages: a real list is one or two pages long, and a
@@ -58,17 +63,24 @@ async def _get_json(
     endpoint: Endpoint,
     path: str,
     headers: Mapping[str, str],
+    *,
+    key: str,
     params: Mapping[str, str] | None = None,
 ) -> tuple[Classification, Any]:
     """GET ``path``; the classification, and the parsed body when it is ok and JSON."""
-    answer: Answer = await fetch(client, endpoint, "GET", path, headers=headers, params=params)
-    result = classify_response(endpoint.provider, answer.status, answer.headers, answer.body)
+    answer: Answer = await fetch(
+        client, endpoint, "GET", path, headers=headers, key=key, params=params
+    )
+    result = classify_response(
+        endpoint.provider, answer.status, answer.headers, answer.body, key=key
+    )
     if result.outcome is not Outcome.OK:
         return result, None
-    try:
-        return result, json.loads(answer.body)
-    except (ValueError, UnicodeDecodeError):
+    # fetch redacted the body's bytes; parse_answer redacts what JSON escapes spelled.
+    doc = parse_answer(answer.body, key)
+    if doc is None:
         return _malformed(endpoint.provider, "is not JSON"), None
+    return result, doc
 
 
 def _malformed(provider: str, what: str) -> Classification:
@@ -84,9 +96,9 @@ def _ids(doc: Any, provider: str) -> tuple[str, ...] | None:
 
 
 async def _openai_shaped(
-    client: httpx.AsyncClient, endpoint: Endpoint, headers: Mapping[str, str]
+    client: httpx.AsyncClient, endpoint: Endpoint, headers: Mapping[str, str], key: str
 ) -> ModelList:
-    result, doc = await _get_json(client, endpoint, "/models", headers)
+    result, doc = await _get_json(client, endpoint, "/models", headers, key=key)
     if doc is None:
         return ModelList(result)
     ids = _ids(doc, endpoint.provider)
@@ -106,7 +118,7 @@ class OpenAI:
             headers["OpenAI-Organization"] = config.settings["organization"]
         if config.settings.get("project"):
             headers["OpenAI-Project"] = config.settings["project"]
-        return await _openai_shaped(client, endpoint, headers)
+        return await _openai_shaped(client, endpoint, headers, key)
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,7 @@ async def _paginated(
     endpoint: Endpoint,
     path: str,
     headers: Mapping[str, str],
+    key: str,
     *,
     params: Mapping[str, str],
     read: Callable[[Any], _Page | None],
@@ -133,7 +146,7 @@ async def _paginated(
     ids: list[str] = []
     result = Classification(Outcome.UNEXPECTED, "")
     for _ in range(MAX_PAGES):
-        result, doc = await _get_json(client, endpoint, path, headers, params)
+        result, doc = await _get_json(client, endpoint, path, headers, key=key, params=params)
         if doc is None:
             return ModelList(result)
         page = read(doc)
@@ -155,7 +168,7 @@ class Anthropic:
         headers = {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
         params = {"limit": str(ANTHROPIC_PAGE)}
         return await _paginated(
-            client, endpoint, "/v1/models", headers, params=params, read=self._page
+            client, endpoint, "/v1/models", headers, key, params=params, read=self._page
         )
 
     @staticmethod
@@ -182,7 +195,7 @@ class Gemini:
         headers = {"x-goog-api-key": key}
         params = {"pageSize": str(GEMINI_PAGE)}
         return await _paginated(
-            client, endpoint, "/models", headers, params=params, read=self._page
+            client, endpoint, "/models", headers, key, params=params, read=self._page
         )
 
     @staticmethod
@@ -216,15 +229,21 @@ class AzureOpenAI:
     ) -> ModelList:
         headers = {"api-key": key}
         version = {"api-version": config.settings.get("api_version", "")}
-        result, doc = await _get_json(client, endpoint, "/openai/models", headers, version)
+        result, doc = await _get_json(
+            client, endpoint, "/openai/models", headers, key=key, params=version
+        )
         if doc is None:
             return ModelList(result)
         ids = _ids(doc, "azure_openai")
         if ids is None:
             return ModelList(_malformed("azure_openai", "is not a list of models"))
         path = f"/openai/deployments/{_segment(config.settings.get('deployment', ''))}"
-        answer = await fetch(client, endpoint, "GET", path, headers=headers, params=version)
-        check = classify_response("azure_openai", answer.status, answer.headers, answer.body)
+        answer = await fetch(
+            client, endpoint, "GET", path, headers=headers, key=key, params=version
+        )
+        check = classify_response(
+            "azure_openai", answer.status, answer.headers, answer.body, key=key
+        )
         if check.outcome is Outcome.BAD_ENDPOINT and answer.status == 404:
             answer = await fetch(
                 client,
@@ -232,10 +251,13 @@ class AzureOpenAI:
                 "POST",
                 f"{path}/chat/completions",
                 headers=headers,
+                key=key,
                 params=version,
                 json={"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1},
             )
-            check = classify_response("azure_openai", answer.status, answer.headers, answer.body)
+            check = classify_response(
+                "azure_openai", answer.status, answer.headers, answer.body, key=key
+            )
             if answer.status == 400:  # the deployment exists; it disliked the tiny request
                 check = Classification(Outcome.OK, check.detail)
         if check.outcome is not Outcome.OK:
@@ -267,10 +289,10 @@ class _ModelsThenStatus(ABC):
         self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
     ) -> ModelList:
         headers = {"Authorization": f"Bearer {key}"}
-        listed = await _openai_shaped(client, endpoint, headers)
+        listed = await _openai_shaped(client, endpoint, headers, key)
         if listed.classification.outcome is not Outcome.OK:
             return listed
-        result, doc = await _get_json(client, endpoint, self.status_path, headers)
+        result, doc = await _get_json(client, endpoint, self.status_path, headers, key=key)
         if result.outcome is not Outcome.OK:
             return ModelList(result)
         problem = self.problem(doc) if isinstance(doc, Mapping) else None

@@ -33,7 +33,9 @@ from byokctl.verify.classify import Classification, Outcome
 DEFAULT_LIFETIME: Final = 600.0
 LIFETIME_ENV: Final = "BYOK_VERIFY_CACHE_TTL"
 KEY_FILE: Final = "hmac.key"
-_VERSION: Final = 1
+#: 2: answers are redacted of the request's key before they are cached; entries written
+#: before (which could hold a key a gateway echoed in a model id) are never read.
+_VERSION: Final = 2
 
 
 @dataclass(frozen=True)

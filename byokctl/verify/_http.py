@@ -8,6 +8,11 @@
   Cookies are never stored (one workspace's answer must not ride along with another's).
 * The key travels only in headers. httpx's request and exception texts show the method
   and URL, never the headers, and URLs never carry a key.
+* Every answer is untrusted: a provider or gateway may echo the key it received (in a
+  model id, an error message, a header). :func:`fetch` removes the request's key, in all
+  its common encodings (:func:`~byokctl.model.secret_forms`), from the status line's
+  headers and the body before the answer reaches anything else, success or error, so
+  the cache, every rendering, the store and the logs only ever see the redacted answer.
 
 A **workspace-supplied** endpoint (Azure OpenAI's ``endpoint``) is untrusted: it must be
 ``https``, and every address its host resolves to must be public unless the operator sets
@@ -35,7 +40,7 @@ from typing import Any, Final
 import httpx
 
 from byokctl.catalog import PROVIDERS, SANDBOX_URL_ENV, operator_base_url
-from byokctl.model import ProviderConfig
+from byokctl.model import ProviderConfig, redact_secret, redact_secret_bytes
 from byokctl.verify.classify import Classification, ClassifiedFailure, Outcome
 
 #: Larger answers are abandoned: a list of models is a few hundred KB at most.
@@ -212,11 +217,16 @@ async def fetch(
     path: str,
     *,
     headers: Mapping[str, str],
+    key: str,
     params: Mapping[str, str] | None = None,
     json: object | None = None,
     max_bytes: int = MAX_BODY_BYTES,
 ) -> Answer:
-    """Send one request and read its answer, abandoning it past ``max_bytes``."""
+    """Send one request and read its answer, abandoning it past ``max_bytes``.
+
+    ``key`` is the key the request carries (in ``headers``): the answer comes back with
+    every form of it redacted (see the module docstring).
+    """
     request = client.build_request(
         method,
         endpoint.url(path),
@@ -240,9 +250,17 @@ async def fetch(
             if size > max_bytes:
                 raise _too_large(endpoint.provider, max_bytes)
             chunks.append(chunk)
-        return Answer(response.status_code, dict(response.headers), b"".join(chunks))
+        return _without_key(
+            Answer(response.status_code, dict(response.headers), b"".join(chunks)), key
+        )
     finally:
         await response.aclose()
+
+
+def _without_key(answer: Answer, key: str) -> Answer:
+    """``answer`` with ``key`` redacted from every header and from the body."""
+    headers = {redact_secret(k, key): redact_secret(v, key) for k, v in answer.headers.items()}
+    return Answer(answer.status, headers, redact_secret_bytes(answer.body, key))
 
 
 def _too_large(provider: str, max_bytes: int) -> ClassifiedFailure:

@@ -35,7 +35,12 @@ from byokctl.verify._http import (
     private_allowed,
     system_resolver,
 )
-from byokctl.verify.classify import Classification, Outcome, classify_exception
+from byokctl.verify.classify import (
+    Classification,
+    Outcome,
+    classify_exception,
+    classify_key_format,
+)
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -127,6 +132,11 @@ async def _verify_one(ctx: _Context, config: ProviderConfig) -> Verified:
     if secret is None:
         return _missing_key(provider)
     key = secret.reveal()
+    # Before any request: such a key cannot be sent (httpx would raise mid-request), and
+    # no provider could accept it, so it is a finding about the key, not a failure.
+    malformed = classify_key_format(provider, key)
+    if malformed is not None:
+        return Verified(provider, malformed, ())
     endpoint = base_url_for(provider, config, ctx.env)
     fingerprint = None
     if ctx.cache is not None and ctx.cache.enabled:

@@ -11,7 +11,9 @@ key"; Anthropic's 529 is an overload.
 
 A :class:`Classification`'s ``detail`` is safe to print: provider text is stripped of
 control characters, of anything shaped like a key (providers echo masked keys: "sk-ab***yz")
-and of every secret this process has handled, and capped in length.
+and of every secret this process has handled, and capped in length. Given the key the
+request carried, :func:`classify_response` first redacts it from the answer in all its
+common encodings (an answer is untrusted: a gateway may echo the key it received).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from byokctl.model import redact
+from byokctl.model import redact, redact_secret, redact_secret_bytes
 
 
 class Outcome(StrEnum):
@@ -41,6 +43,8 @@ class Outcome(StrEnum):
     OUTAGE = "outage"
     TIMEOUT = "timeout"
     BAD_ENDPOINT = "bad_endpoint"
+    #: The key cannot be sent in an HTTP header (whitespace, a line break, non-ASCII).
+    INVALID_KEY_FORMAT = "invalid_key_format"
     UNEXPECTED = "unexpected"
 
 
@@ -53,11 +57,19 @@ STICKY: Final[frozenset[Outcome]] = frozenset(
         Outcome.MODEL_NOT_AVAILABLE,
         Outcome.DEPLOYMENT_NOT_FOUND,
         Outcome.BAD_ENDPOINT,
+        Outcome.INVALID_KEY_FORMAT,
     }
 )
 #: May clear by itself: retry with backoff.
 TRANSIENT: Final[frozenset[Outcome]] = frozenset(
     {Outcome.RATE_LIMITED, Outcome.OUTAGE, Outcome.TIMEOUT, Outcome.UNEXPECTED}
+)
+#: The transient outcomes in which the provider said nothing about the credentials: it
+#: was busy, down or slow. Apply lets an enable through on these, with a warning
+#: (``docs/verification.md``); ``unexpected`` is not among them (an answer came back and
+#: could not be read: nothing says the key works).
+UNCONFIRMED: Final[frozenset[Outcome]] = frozenset(
+    {Outcome.RATE_LIMITED, Outcome.OUTAGE, Outcome.TIMEOUT}
 )
 
 #: Longest ``detail`` kept; provider messages can be long and are only a hint.
@@ -353,6 +365,7 @@ _MEANING: Final = {
     Outcome.OUTAGE: "the provider is unavailable or overloaded",
     Outcome.TIMEOUT: "the provider did not answer in time",
     Outcome.BAD_ENDPOINT: "the endpoint is not the provider's API",
+    Outcome.INVALID_KEY_FORMAT: "the API key cannot be sent in an HTTP header",
     Outcome.UNEXPECTED: "an unexpected answer",
 }
 
@@ -362,11 +375,93 @@ def meaning(outcome: Outcome) -> str:
     return _MEANING[outcome]
 
 
+def parse_answer(body: bytes, key: str | None) -> Any:
+    """The JSON document in ``body`` (``None`` if it is not JSON), without ``key``.
+
+    ``body`` must be redacted of ``key`` already (:func:`~byokctl.model.redact_secret_bytes`).
+    Then only a JSON escape (``\\uXXXX``, ``\\/``) can spell the key in a parsed string,
+    so the parsed document is walked (:func:`redact_document`) only when the body has a
+    backslash: a model list of thousands of ids costs no extra pass.
+    """
+    doc = _parse_json(body)
+    if key and b"\\" in body:
+        doc = redact_document(doc, key)
+    return doc
+
+
+def redact_document(doc: Any, key: str) -> Any:
+    """A parsed JSON answer with ``key`` redacted from every string in it, names included.
+
+    The byte-level redaction of an answer (:func:`~byokctl.model.redact_secret_bytes`)
+    cannot see a key a JSON string spells with ``\\u`` escapes; after parsing, nothing
+    is hidden any more.
+    """
+    if isinstance(doc, str):
+        return redact_secret(doc, key)
+    if isinstance(doc, list):
+        return [redact_document(item, key) for item in doc]
+    if isinstance(doc, dict):
+        return {redact_secret(str(k), key): redact_document(v, key) for k, v in doc.items()}
+    return doc
+
+
+def key_format_problem(key: str) -> str | None:
+    """Why ``key`` cannot be sent in an HTTP header, or ``None`` when it can.
+
+    A header value carries visible ASCII only (RFC 9110 ``VCHAR``; no key has spaces).
+    The answer names the kind of character and its position, never the character.
+    """
+    for position, char in enumerate(key, start=1):
+        if "!" <= char <= "~":
+            continue
+        rest = key[position - 1 :]
+        if not rest.strip():  # only whitespace from here to the end
+            broken = "\n" in rest or "\r" in rest
+            what = "it ends with a line break" if broken else "it ends with whitespace"
+        elif char.isspace() and not key[:position].strip():
+            what = "it starts with whitespace"
+        elif char.isspace():
+            what = f"it contains whitespace (character {position} of {len(key)})"
+        elif char.isascii():
+            what = f"it contains a control character (character {position} of {len(key)})"
+        else:
+            what = f"it contains a non-ASCII character (character {position} of {len(key)})"
+        return what
+    return None
+
+
+def classify_key_format(provider: str, key: str) -> Classification | None:
+    """``invalid_key_format`` when ``key`` cannot be sent at all (:func:`key_format_problem`)."""
+    problem = key_format_problem(key)
+    if problem is None:
+        return None
+    name = _DISPLAY.get(provider, provider)
+    return Classification(
+        Outcome.INVALID_KEY_FORMAT,
+        f"{name}: {meaning(Outcome.INVALID_KEY_FORMAT)}: {problem}; "
+        "encrypt the key again without it",
+    )
+
+
 def classify_response(
-    provider: str, status: int, headers: Mapping[str, str], body: bytes
+    provider: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    key: str | None = None,
 ) -> Classification:
-    """Classify one HTTP answer from ``provider`` (a list-models call or a real request)."""
-    err = _error_of(_parse_json(body))
+    """Classify one HTTP answer from ``provider`` (a list-models call or a real request).
+
+    ``key`` is the key the request carried: the answer is untrusted, and the key (in any
+    of its common encodings, :func:`~byokctl.model.secret_forms`) is removed from it
+    before anything is read.
+    """
+    if key:
+        body = redact_secret_bytes(body, key)
+        headers = {redact_secret(k, key): redact_secret(v, key) for k, v in headers.items()}
+    doc = parse_answer(body, key)
+    err = _error_of(doc)
     outcome = _outcome(provider, status, err)
     name = _DISPLAY.get(provider, provider)
     detail = f"{name}: {meaning(outcome)} (HTTP {status}"
@@ -375,7 +470,7 @@ def classify_response(
         detail += ", a redirect, not followed"
     elif outcome is not Outcome.OK and err.message:
         detail += f": {err.message}"
-    elif outcome is not Outcome.OK and not err.message and body and _parse_json(body) is None:
+    elif outcome is not Outcome.OK and not err.message and body and doc is None:
         detail += ", not JSON"
     detail = sanitize(detail + ")")
     retry = _retry_after(headers, err) if outcome in TRANSIENT else None
@@ -403,7 +498,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def _sdk_status(provider: str, exc: BaseException) -> Classification | None:
+def _sdk_status(provider: str, exc: BaseException, key: str | None) -> Classification | None:
     """The official SDKs' ``APIStatusError``: ``status_code``, ``response``, ``body``."""
     status = getattr(exc, "status_code", None)
     if not isinstance(status, int):
@@ -428,11 +523,17 @@ def _sdk_status(provider: str, exc: BaseException) -> Classification | None:
                 content = json.dumps(wrapped).encode()
             except (TypeError, ValueError):
                 content = b""
-    return classify_response(provider, status, headers, content)
+    return classify_response(provider, status, headers, content, key=key)
 
 
-def classify_exception(provider: str, exc: BaseException) -> Classification:
-    """Classify a failure that produced no HTTP answer (or an SDK error carrying one)."""
+def classify_exception(
+    provider: str, exc: BaseException, *, key: str | None = None
+) -> Classification:
+    """Classify a failure that produced no HTTP answer (or an SDK error carrying one).
+
+    ``key``: the key the failed request carried, removed from an SDK error's answer as in
+    :func:`classify_response`.
+    """
     # An httpx exception can only exist where httpx is loaded already: never import it here
     # (httpx imports click and rich when installed, and the resolver must stay light).
     httpx: Any = sys.modules.get("httpx")
@@ -450,7 +551,7 @@ def classify_exception(provider: str, exc: BaseException) -> Classification:
     for link in _chain(exc):
         if isinstance(link, ClassifiedFailure):
             return link.classification
-        sdk = _sdk_status(provider, link)
+        sdk = _sdk_status(provider, link, key)
         if sdk is not None:
             return sdk
     for link in _chain(exc):

@@ -194,6 +194,7 @@ def test_public_surface() -> None:
     assert sorted(byokctl.plan.__all__) == [
         "Action",
         "Change",
+        "CheckFinding",
         "CredentialCheck",
         "FieldAction",
         "FieldChange",

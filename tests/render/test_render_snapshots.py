@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from syrupy.assertion import SnapshotAssertion
 
-from byokctl.plan import Plan, diff
+from byokctl.plan import CheckFinding, Plan, diff
 from byokctl.render import render_json, render_markdown, render_text
 from tests.plan.plan_builders import live
 from tests.render.render_sample import CREATED_AT, build_states
@@ -79,3 +80,66 @@ def test_json_actions_and_markers(sample_plan: Plan) -> None:
     beta = next(c for c in doc["changes"] if c["name"] == "beta-sales")
     assert beta["drift"] is True
     assert beta["before"]["providers"]["openai"]["api_key"] == {"sensitive": True}
+
+
+def _refused(plan: Plan) -> Plan:
+    """``plan`` as verification leaves it when apply would refuse it (and warn)."""
+    return replace(
+        plan,
+        errors=(
+            CheckFinding(
+                "beta-sales",
+                "openai",
+                "invalid_key",
+                "OpenAI: the API key is invalid or revoked (HTTP 401: <b>bad</b> `key`)",
+            ),
+            CheckFinding(
+                "contoso", "azure_openai", "not_verified", "the provider was not verified"
+            ),
+        ),
+        warnings=(
+            CheckFinding(
+                "acme-support",
+                "openai",
+                "outage",
+                "OpenAI: the provider is unavailable or overloaded (HTTP 503)",
+            ),
+        ),
+    )
+
+
+def test_refused_plan_in_every_format(sample_plan: Plan, snapshot: SnapshotAssertion) -> None:
+    plan = _refused(sample_plan)
+    text = render_text(plan, color=False)
+    assert text.startswith("Error: apply would refuse this plan: 2 workspaces")
+    assert text.index("beta-sales: openai (enabled): invalid_key") < text.index("Warning:")
+    assert text.index("Warning: the provider could not confirm") < text.index("byokctl will")
+    assert text == snapshot(name="text")
+
+    md = render_markdown(plan)
+    # Above the fold: right under the heading, before the summary and every <details>.
+    caution = md.index("> [!CAUTION]")
+    assert caution < md.index("**Plan:") < md.index("<details>")
+    assert md.index("> [!WARNING]\n> The provider could not confirm") < md.index("**Plan:")
+    assert "`beta-sales`: openai `invalid_key`" in md
+    # Provider text stays in a code span (no HTML or Markdown in it is interpreted), and a
+    # backtick in it cannot close the span.
+    assert "`OpenAI: the API key is invalid or revoked (HTTP 401: <b>bad</b> 'key')`" in md
+    assert md == snapshot(name="markdown")
+
+    doc = json.loads(render_json(plan))
+    assert list(doc)[:3] == ["format_version", "errors", "warnings"]
+    assert [(e["workspace"], e["provider"], e["outcome"]) for e in doc["errors"]] == [
+        ("beta-sales", "openai", "invalid_key"),
+        ("contoso", "azure_openai", "not_verified"),
+    ]
+    assert doc["errors"][0]["message"].startswith("beta-sales: openai (enabled): invalid_key (")
+    assert doc["warnings"][0]["outcome"] == "outage"
+
+
+def test_refused_plan_markdown_lists_a_bounded_number(sample_plan: Plan) -> None:
+    many = tuple(CheckFinding(f"ws-{i:04}", "openai", "invalid_key", "x" * 240) for i in range(500))
+    md = render_markdown(replace(sample_plan, errors=many), limit=20_000)
+    assert len(md) <= 20_000
+    assert "ws-0009" in md and "ws-0010" not in md
+    assert "and 490 more" in md

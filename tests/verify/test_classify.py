@@ -16,7 +16,9 @@ from byokctl.verify.classify import (
     ClassifiedFailure,
     Outcome,
     classify_exception,
+    classify_key_format,
     classify_response,
+    key_format_problem,
     sanitize,
 )
 
@@ -149,7 +151,7 @@ def test_sticky_and_transient_partition_every_failure() -> None:
     assert not STICKY & TRANSIENT
     assert {
         Outcome.INVALID_KEY, Outcome.NO_CREDITS, Outcome.PERMISSION, Outcome.MODEL_NOT_AVAILABLE,
-        Outcome.DEPLOYMENT_NOT_FOUND, Outcome.BAD_ENDPOINT,
+        Outcome.DEPLOYMENT_NOT_FOUND, Outcome.BAD_ENDPOINT, Outcome.INVALID_KEY_FORMAT,
     } == STICKY  # fmt: skip
     assert {Outcome.RATE_LIMITED, Outcome.OUTAGE, Outcome.TIMEOUT, Outcome.UNEXPECTED} == TRANSIENT
     assert Classification(Outcome.NO_CREDITS, "").sticky
@@ -276,3 +278,39 @@ def test_sdk_errors_are_classified_by_body() -> None:
         classify_exception("openai", APIConnectionError("Connection error.")).outcome
         is Outcome.OUTAGE
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("sk-abc-123456\n", "it ends with a line break"),
+        ("sk-abc-123456\r\n", "it ends with a line break"),
+        ("sk-abc-123456 ", "it ends with whitespace"),
+        ("\tsk-abc-123456", "it starts with whitespace"),
+        ("sk-abc 123456", "it contains whitespace (character 7 of 13)"),
+        ("sk-abc\x00123456", "it contains a control character (character 7 of 13)"),
+        ("sk-abc-12345\u00e9", "it contains a non-ASCII character (character 13 of 13)"),
+        ("sk-abc\u00a0123456", "it contains whitespace (character 7 of 13)"),
+    ],
+)
+def test_a_key_no_header_can_carry(key: str, problem: str) -> None:
+    assert key_format_problem(key) == problem
+    got = classify_key_format("openai", key)
+    assert got is not None and got.outcome is Outcome.INVALID_KEY_FORMAT and got.sticky
+    assert got.detail.startswith("OpenAI: the API key cannot be sent in an HTTP header: ")
+    assert problem in got.detail and key.strip() not in got.detail
+
+
+def test_a_key_any_header_can_carry() -> None:
+    for key in ("sk-proj-abc_DEF-123", "AIzaSyA-bc", "a!~\"#$%&'()*+,-./:;<=>?@[\\]^`{|}"):
+        assert key_format_problem(key) is None
+        assert classify_key_format("gemini", key) is None
+
+
+def test_classify_response_redacts_the_key_it_is_given() -> None:
+    key = "sk-echo/given+key=1234567890ab"
+    escaped = "".join(f"\\u{ord(c):04x}" for c in key)  # invisible to a byte scan
+    body = '{"error":{"code":"invalid_api_key","message":"bad: ' + escaped + " / " + key + '"}}'
+    got = classify_response("openai", 401, {"x-echo": key}, body.encode(), key=key)
+    assert got.outcome is Outcome.INVALID_KEY
+    assert key not in got.detail and got.detail.count("(sensitive)") == 2
