@@ -32,6 +32,10 @@ class LockInfo:
     holder: str
     operation: str
     created: datetime
+    #: The lock this one replaced because its holder no longer exists (on SQLite: a
+    #: process of this host that is gone; on PostgreSQL: a row whose session ended), so
+    #: the caller can say so. ``None`` when the lock was free.
+    reclaimed: LockInfo | None = None
 
     def describe(self) -> str:
         """One line for messages: holder, operation, time and id."""
