@@ -167,7 +167,8 @@ def workspace_entries(
             route = _byok_route(ws, cfg, feature, fp, url=url, reason=BYOK)
             entries[feature] = Entry(route, (ws.name, feature, cfg.provider, BYOK_COST, 1))
         elif h.status == "sticky":
-            reason = f"{PROVIDER_FAILED}:{h.outcome}"
+            # A health row that does not decode fails closed as a sticky store_error.
+            reason = STORE_ERROR if h.outcome == STORE_ERROR else f"{PROVIDER_FAILED}:{h.outcome}"
             entries[feature] = _neo_entry(ws.name, feature, reason, neo)
         else:
             entries[feature] = _neo_entry(ws.name, feature, f"{CIRCUIT_OPEN}:{h.outcome}", neo)

@@ -7,17 +7,19 @@ server for the e-mail. Canaries check that no key leaks into a route, a log or a
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
 from byokctl.errors import ByokError, StoreError
 from byokctl.model import NEO
-from byokctl.resolver import DEFAULT_NEO_COSTS, Resolver, SmtpConfig
-from byokctl.store import MasterKey, Store
-from tests.damage import DAMAGE, flip_ciphertext
+from byokctl.resolver import DEFAULT_NEO_COSTS, ProviderResponse, Resolver, SmtpConfig
+from byokctl.store import MasterKey, Store, open_store
+from tests.damage import DAMAGE, flip_ciphertext, run_sql
 from tests.resolver.conftest import Mailbox
 from tests.resolver.helpers import CANARY, put, workspace
 
+INVALID = ProviderResponse(401, b'{"error":{"code":"invalid_api_key","message":"bad key"}}')
 ACME_KEY = CANARY + "-acme"
 BETA_KEY = CANARY + "-beta"
 
@@ -130,3 +132,30 @@ def test_from_url_raises_for_configuration_errors_only(
         Resolver.from_url(store_url, master_key=MasterKey.generate(), env={})
     with pytest.raises(ByokError):  # no master key at all
         Resolver.from_url(store_url, env={})
+
+
+def test_a_bad_runtime_row_fails_closed_for_its_workspace_alone(
+    tmp_path: Path, master_key: MasterKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SQLite only: PostgreSQL's timestamptz columns cannot hold a malformed time.
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    with open_store(url, master_key=master_key) as store:
+        put(store, workspace("acme", key=ACME_KEY), workspace("beta", key=BETA_KEY))
+    with Resolver.from_url(url, master_key=master_key, refresh_interval=None, env={}) as r:
+        assert r.report(r.resolve("acme", "assist"), INVALID) is not None
+    run_sql(url, "UPDATE provider_health SET since = 'garbage' WHERE workspace = 'acme'")
+    run_sql(url, "UPDATE failure_episodes SET opened_at = 'garbage' WHERE workspace = 'acme'")
+    caplog.set_level(logging.INFO)
+    with Resolver.from_url(url, master_key=master_key, refresh_interval=None, env={}) as r:
+        assert r.resolve("acme", "assist").reason == "store_error"  # fails closed
+        assert r.resolve("beta", "assist").reason == "byok"
+        for _ in range(2):
+            status = {s.workspace: s for s in r.status()}
+            assert status["acme"].reason == "store_error"
+            assert status["acme"].episodes == ()  # its row does not decode: left out
+        # The operator's override (or new credentials) rewrites the record.
+        assert r.clear("acme")
+        assert r.resolve("acme", "assist").reason == "byok"
+    bad = [m for m in caplog.messages if "is malformed" in m]
+    assert len(bad) == 2, bad  # one line per bad row, not one per read
+    assert CANARY not in caplog.text
