@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pyrage
 import pytest
 
@@ -117,15 +118,28 @@ def _apply(co: Checkout, env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def _wait_until_started(procs: list[subprocess.Popen[str]], store_url: str) -> None:
+def _store_sessions(store_url: str) -> int:
+    """How many sessions byokctl processes hold on the PostgreSQL server now."""
+    with psycopg.connect(store_url, autocommit=True) as pg:
+        row = pg.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'byokctl'"
+            " AND datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _wait_until_started(procs: list[subprocess.Popen[str]], store_url: str, baseline: int) -> None:
     """Wait (bounded) until every process has the store open, then a moment more.
 
     Only makes the race likely: the assertions after it hold whatever the timing. On
-    SQLite a process that has the database file open has opened the store; elsewhere
-    the moment is all there is.
+    SQLite a process that has the database file open has opened the store; on
+    PostgreSQL each keeps a session open from then on (``baseline``: ours).
     """
     deadline = time.monotonic() + 60
-    if store_url.startswith("sqlite:///"):
+    if not store_url.startswith("sqlite:///"):
+        while time.monotonic() < deadline and _store_sessions(store_url) < baseline + len(procs):
+            time.sleep(0.02)
+    else:
         db = Path(store_url.removeprefix("sqlite:///")).resolve()
 
         def opened(pid: int) -> bool:
@@ -159,8 +173,9 @@ def test_racing_applies_serialize_and_the_last_one_wins(
         # held: before the fix each planned against serial 0 meanwhile, and all but the
         # first failed on a stale serial after it was released.
         with store.lock("the test", "apply", timeout=0):
+            baseline = 0 if store_url.startswith("sqlite:") else _store_sessions(store_url)
             procs = [_apply(co, env) for co in checkouts]
-            _wait_until_started(procs, store_url)
+            _wait_until_started(procs, store_url, baseline)
         results = [p.communicate(timeout=180) for p in procs]
         for proc, (out, err) in zip(procs, results, strict=True):
             assert proc.returncode == 0, err
