@@ -152,7 +152,12 @@ def compose(
         [
             headline,
             "",
-            f"Provider:   {provider} ({episode.provider})" + (f", model {model}" if model else ""),
+            (
+                "Provider:   unknown while the configuration cannot be read"
+                if episode.outcome == "store_error"
+                else f"Provider:   {provider} ({episode.provider})"
+                + (f", model {model}" if model else "")
+            ),
             f"Failure:    {episode.outcome} - {what}",
             f"Detail:     {episode.detail or '-'}",
             f"Since:      {opened:%Y-%m-%d %H:%M:%S} UTC",

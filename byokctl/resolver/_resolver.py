@@ -716,7 +716,12 @@ class Resolver:
             current = snap.fingerprints.get((name, provider))
             if current == h.fingerprint:
                 continue
-            if h.outcome == STORE_ERROR and name not in snap.state.unreadable:
+            unreadable = snap.state.unreadable.get(name)
+            if unreadable is not None and (name, provider) != store_error_key(unreadable):
+                # Its credentials cannot be read, so nothing says they changed: the
+                # provider's health stays as it was until the rows read again.
+                continue
+            if h.outcome == STORE_ERROR and unreadable is None:
                 reason = "store_rows_repaired"
             else:
                 reason = "provider_removed" if current is None else "credentials_changed"

@@ -202,13 +202,19 @@ def _open(
     return h
 
 
+#: The "provider" an unreadable workspace's failure is recorded under. Not a real
+#: provider: the workspace's providers keep their own health records untouched (their
+#: credentials cannot be read, so nothing is known about them meanwhile).
+STORE_ROWS: Final = "store"
+
+
 def store_error_key(ws: UnreadableWorkspace) -> HealthKey:
-    """Where an unreadable workspace's failure is recorded: its enabled provider (or Neo).
+    """Where an unreadable workspace's failure is recorded: ``(workspace, "store")``.
 
     The episode machinery (one open episode per workspace and provider, one e-mail per
     episode) then tells the operator once, like any other failure.
     """
-    return (ws.name, ws.enabled or NEO)
+    return (ws.name, STORE_ROWS)
 
 
 def store_error_fingerprint(ws: UnreadableWorkspace, key: bytes) -> str:

@@ -114,7 +114,9 @@ def test_the_operator_is_mailed_once_and_the_episode_closes_when_repaired(
         assert (route.provider, route.reason) == ("openai", "byok")
         assert first._runtime.episodes(workspace="acme", open_only=True) == []
         closed = first._runtime.episodes(workspace="acme", open_only=False)
-        assert [e.outcome for e in closed] == ["store_error"]
+        assert [(e.outcome, e.close_reason) for e in closed] == [
+            ("store_error", "store_rows_repaired")
+        ]
         second.refresh()
         assert second.resolve("acme", "assist").reason == "byok"
     assert len(mailbox.messages) == 1
@@ -159,3 +161,34 @@ def test_a_bad_runtime_row_fails_closed_for_its_workspace_alone(
     bad = [m for m in caplog.messages if "is malformed" in m]
     assert len(bad) == 2, bad  # one line per bad row, not one per read
     assert CANARY not in caplog.text
+
+
+def test_a_providers_own_failure_survives_the_unreadable_time(
+    store: Store, store_url: str, master_key: MasterKey
+) -> None:
+    put(store, workspace("acme", key=ACME_KEY), workspace("beta", key=BETA_KEY))
+    with Resolver.from_url(store_url, master_key=master_key, refresh_interval=None, env={}) as r:
+        assert r.report(r.resolve("acme", "assist"), INVALID) is not None
+        assert r.resolve("acme", "assist").reason == "provider_failed:invalid_key"
+    good = run_sql(
+        store_url, "SELECT nonce, ciphertext FROM provider_secrets WHERE workspace = ?", "acme"
+    )
+    flip_ciphertext(store_url, "acme", "beta")
+    with Resolver.from_url(store_url, master_key=master_key, refresh_interval=None, env={}) as r:
+        assert r.resolve("acme", "assist").reason == "store_error"
+        open_now = r._runtime.episodes(workspace="acme", open_only=True)
+        assert sorted(e.outcome for e in open_now) == ["invalid_key", "store_error"]
+        # The rows are restored as they were (a backup): the key is still the revoked one.
+        run_sql(
+            store_url,
+            "UPDATE provider_secrets SET nonce = ?, ciphertext = ? WHERE workspace = ?",
+            bytes(good[0][0]),  # type: ignore[arg-type]
+            bytes(good[0][1]),  # type: ignore[arg-type]
+            "acme",
+        )
+        put(store, workspace("gamma"))  # any apply moves the serial: the resolver reloads
+        assert r.refresh()
+        assert r.resolve("acme", "assist").reason == "provider_failed:invalid_key"
+        still_open = r._runtime.episodes(workspace="acme", open_only=True)
+        assert [e.outcome for e in still_open] == ["invalid_key"]  # the same episode: no new mail
+        assert still_open[0].id in {e.id for e in open_now}
