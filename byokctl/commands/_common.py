@@ -120,6 +120,27 @@ def refuse_unreadable(live: LiveState, targets: Sequence[str] | None) -> None:
     )
 
 
+def warn_unreadable(live: LiveState, err: TextIO) -> None:
+    """Say on ``err`` which live workspaces are left out because their rows do not read."""
+    for u in live.unreadable.values():
+        print(
+            f"byokctl: warning: workspace {u.name!r} is in the store but left out: its rows "
+            f"are unreadable ({u.problem})",
+            file=err,
+        )
+
+
+def refuse_if_unreadable(live: LiveState, names: Sequence[str]) -> None:
+    """An error for the first of ``names`` whose live rows do not read."""
+    for name in names:
+        u = live.unreadable.get(name)
+        if u is not None:
+            raise StoreError(
+                f"workspace {name!r} is in the store, but its rows are unreadable ({u.problem})",
+                hint="restore or remove its damaged rows in the store",
+            )
+
+
 def use_color(stream: TextIO) -> bool:
     """Colour only on a terminal, and never with ``NO_COLOR`` set (https://no-color.org)."""
     return stream.isatty() and not os.environ.get("NO_COLOR")

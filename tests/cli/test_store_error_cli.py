@@ -99,3 +99,24 @@ def test_plan_and_apply_name_the_unreadable_workspace_and_change_nothing(
     # Leaving it out of the plan, the other workspaces can still be planned.
     code, out, err = _run(capsys, "plan", "--no-verify", "--target", "beta")
     assert code == 0, err
+
+
+def test_state_and_import_say_what_they_leave_out(
+    applied: tuple[Repo, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _, url = applied
+    capsys.readouterr()
+    DAMAGE["copied-ciphertext"](url, "acme", "beta")
+    code, out, err = _run(capsys, "state", "list", "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [w["name"] for w in doc["workspaces"]] == ["beta"]
+    assert [u["name"] for u in doc["unreadable"]] == ["acme"]
+    assert "workspace 'acme' is in the store but left out" in err
+    code, out, err = _run(capsys, "state", "show", "acme")
+    assert code == 1
+    assert "workspace 'acme' is in the store, but its rows are unreadable" in err
+    code, out, err = _run(capsys, "import", "acme", "--out-dir", str(tmp_path / "imported"))
+    assert code == 1
+    assert "unreadable" in err
+    assert not (tmp_path / "imported").exists()
