@@ -286,11 +286,33 @@ class LiveWorkspace:
 
 
 @dataclass(frozen=True)
+class UnreadableWorkspace:
+    """A workspace whose live rows do not decode or decrypt: known by name, not by content.
+
+    One bad row affects its workspace alone (the others read normally); what is known of
+    it is what its plain columns still say. ``problem`` names the row and column, never a
+    stored value. ``rows_digest`` (SHA-256 of the raw rows) changes when the rows are
+    rewritten, so a reader can tell the same damage from new damage.
+    """
+
+    name: str
+    problem: str
+    enabled: str | None
+    notify: tuple[str, ...]
+    rows_digest: str
+
+
+@dataclass(frozen=True)
 class LiveState:
-    """The live store's configuration at one serial. Runtime data (health, credits) is not here."""
+    """The live store's configuration at one serial. Runtime data (health, credits) is not here.
+
+    ``unreadable``: workspaces the store holds but cannot decode (not in ``workspaces``).
+    """
 
     serial: int
     workspaces: Mapping[str, LiveWorkspace]
+    unreadable: Mapping[str, UnreadableWorkspace] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "workspaces", _frozen(self.workspaces))
+        object.__setattr__(self, "unreadable", _frozen(self.unreadable))

@@ -89,6 +89,7 @@ def make_plan(
     """
     desired = read_desired(paths, err=err)
     live = store.read_state() if store is not None else LiveState(serial=0, workspaces={})
+    refuse_unreadable(live, targets)
     if targets:
         known = set(desired.workspaces) | set(live.workspaces)
         for name in targets:
@@ -100,6 +101,50 @@ def make_plan(
                 )
     plan = diff(desired, live, created_at=datetime.now(UTC), targets=targets or None)
     return replace(plan, paths=tuple(paths) or (DEFAULT_PATH,))
+
+
+def refuse_unreadable(live: LiveState, targets: Sequence[str] | None) -> None:
+    """Refuse to plan against a workspace whose live rows cannot be read.
+
+    Without its rows the diff would see the workspace as absent and plan to create it
+    (or, not in the files, to delete it) over rows that are still there. Outside
+    ``--target`` it is not planned, so it does not block.
+    """
+    scope = set(targets) if targets else None
+    bad = [u for name, u in live.unreadable.items() if scope is None or name in scope]
+    if not bad:
+        return
+    names = ", ".join(repr(u.name) for u in bad)
+    what = "workspace" if len(bad) == 1 else "workspaces"
+    problems = "; ".join(u.problem for u in bad)
+    raise StoreError(
+        f"cannot plan: the live store holds {what} {names}, but its rows are unreadable "
+        f"({problems}); nothing was planned, since a plan must not create or delete a "
+        "workspace over rows it cannot read",
+        hint=f"restore or remove the damaged rows of {names} in the store (resolvers route "
+        f"{'it' if len(bad) == 1 else 'them'} to Neo meanwhile), or plan the others with --target",
+    )
+
+
+def warn_unreadable(live: LiveState, err: TextIO) -> None:
+    """Say on ``err`` which live workspaces are left out because their rows do not read."""
+    for u in live.unreadable.values():
+        print(
+            f"byokctl: warning: workspace {u.name!r} is in the store but left out: its rows "
+            f"are unreadable ({u.problem})",
+            file=err,
+        )
+
+
+def refuse_if_unreadable(live: LiveState, names: Sequence[str]) -> None:
+    """An error for the first of ``names`` whose live rows do not read."""
+    for name in names:
+        u = live.unreadable.get(name)
+        if u is not None:
+            raise StoreError(
+                f"workspace {name!r} is in the store, but its rows are unreadable ({u.problem})",
+                hint="restore or remove its damaged rows in the store",
+            )
 
 
 def use_color(stream: TextIO) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from byokctl.apply import ApplyResult, apply_plan, default_holder
+from byokctl.apply import ApplyResult, apply_plan, default_holder, locked
 from byokctl.commands._common import make_plan, open_live_store, store_url, use_color
 from byokctl.errors import ByokError
 from byokctl.model import Workspace
@@ -67,7 +67,13 @@ def apply(
     saved plan (reviewed already) may proceed. With ``verify``, apply refuses to leave a
     workspace enabled on a provider whose credentials fail verification.
     """
-    with open_live_store(store_url(store), err=err, create=True) as live_store:
+    with (
+        open_live_store(store_url(store), err=err, create=True) as live_store,
+        # The lock comes first, as in Terraform: the live state is read, planned against
+        # and written under it, so a racing apply waits its turn and then plans against
+        # the state this one leaves, instead of failing on a serial that moved.
+        locked(live_store, holder=default_holder(), lock_timeout=lock_timeout, notice=err) as held,
+    ):
         if _is_plan_file(args):
             saved_path = Path(args[0])
             saved = planfile.read_plan(saved_path)
@@ -111,9 +117,10 @@ def apply(
         result = apply_plan(
             live_store,
             _writes(result_plan),
-            holder=default_holder(),
+            holder=held.holder,
             lock_timeout=lock_timeout,
             expected_serial=result_plan.serial,
+            held=held,
         )
     print(_summary(result), file=out)
     return 0

@@ -16,7 +16,13 @@ from typing import Any, TextIO
 
 import yaml
 
-from byokctl.commands._common import open_live_store, provider_documents, store_url
+from byokctl.commands._common import (
+    open_live_store,
+    provider_documents,
+    refuse_if_unreadable,
+    store_url,
+    warn_unreadable,
+)
 from byokctl.config.schema import load_schema
 from byokctl.errors import ByokError, StoreError
 from byokctl.model import Secret, Workspace
@@ -47,6 +53,7 @@ def import_workspaces(
     with open_live_store(store_url(store), err=err) as live_store:
         state = live_store.read_state()
     if names:
+        refuse_if_unreadable(state, names)
         missing = [n for n in names if n not in state.workspaces]
         if missing:
             raise StoreError(
@@ -55,6 +62,7 @@ def import_workspaces(
             )
         chosen = [state.workspaces[n].workspace for n in names]
     else:
+        warn_unreadable(state, err)
         chosen = [live.workspace for live in state.workspaces.values() if not live.managed]
         if not chosen:
             print("Nothing to import: every live workspace is managed already.", file=out)

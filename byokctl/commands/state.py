@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, TextIO
 
-from byokctl.commands._common import open_live_store, provider_documents, store_url
+from byokctl.commands._common import (
+    open_live_store,
+    provider_documents,
+    refuse_if_unreadable,
+    store_url,
+    warn_unreadable,
+)
 from byokctl.errors import StoreError
 from byokctl.model import NEO, REDACTED, LiveWorkspace
 
@@ -30,10 +36,14 @@ def state_list(*, store: str | None, fmt: Format, out: TextIO, err: TextIO) -> i
     """One line per live workspace: name, route, providers, managed or not."""
     with open_live_store(store_url(store), err=err) as live_store:
         state = live_store.read_state()
+    warn_unreadable(state, err)
     if fmt == "json":
         doc = {
             "serial": state.serial,
             "workspaces": [_document(w) for w in state.workspaces.values()],
+            "unreadable": [
+                {"name": u.name, "problem": u.problem} for u in state.unreadable.values()
+            ],
         }
         print(json.dumps(doc, indent=2), file=out)
         return 0
@@ -53,6 +63,7 @@ def state_show(name: str, *, store: str | None, fmt: Format, out: TextIO, err: T
     """One live workspace in full, its API keys shown as ``(sensitive)``."""
     with open_live_store(store_url(store), err=err) as live_store:
         state = live_store.read_state()
+    refuse_if_unreadable(state, [name])
     live = state.workspaces.get(name)
     if live is None:
         raise StoreError(

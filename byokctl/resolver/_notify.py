@@ -114,6 +114,11 @@ _WHAT_TO_DO: Final = {
         "Fix the provider's endpoint in the workspace file and apply the change. Neo "
         "serves until then."
     ),
+    "store_error": (
+        "Ask the operators of byokctl's live store to restore or remove the workspace's "
+        "damaged rows (`byokctl plan` names them); the provider itself may be fine. Neo "
+        "serves until the rows read again."
+    ),
 }
 _TRANSIENT_TO_DO: Final = (
     "Nothing, if this is a short outage or a burst of rate limiting: requests go to Neo "
@@ -142,11 +147,22 @@ def compose(
     todo = (
         _WHAT_TO_DO.get(episode.outcome, _TRANSIENT_TO_DO) if episode.sticky else _TRANSIENT_TO_DO
     )
+    headline = (
+        f"The configuration of workspace {episode.workspace!r} cannot be read from byokctl's "
+        "live store, and Neo has taken over."
+        if episode.outcome == "store_error"
+        else f"The AI provider of workspace {episode.workspace!r} failed, and Neo has taken over."
+    )
     body = "\n".join(
         [
-            f"The AI provider of workspace {episode.workspace!r} failed, and Neo has taken over.",
+            headline,
             "",
-            f"Provider:   {provider} ({episode.provider})" + (f", model {model}" if model else ""),
+            (
+                "Provider:   unknown while the configuration cannot be read"
+                if episode.outcome == "store_error"
+                else f"Provider:   {provider} ({episode.provider})"
+                + (f", model {model}" if model else "")
+            ),
             f"Failure:    {episode.outcome} - {what}",
             f"Detail:     {episode.detail or '-'}",
             f"Since:      {opened:%Y-%m-%d %H:%M:%S} UTC",
@@ -163,8 +179,11 @@ def compose(
         ]
     )
     message = EmailMessage()
+    what_failed = (
+        "configuration unreadable" if episode.outcome == "store_error" else f"{provider} failed"
+    )
     message["Subject"] = redact(
-        f"[byokctl] {episode.workspace}: {provider} failed ({episode.outcome}), Neo has taken over"
+        f"[byokctl] {episode.workspace}: {what_failed} ({episode.outcome}), Neo has taken over"
     )
     message["From"] = sender
     message["To"] = ", ".join(recipients)

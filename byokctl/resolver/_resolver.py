@@ -64,6 +64,7 @@ from ._route import (
     DEFAULT_NEO_COSTS,
     FEATURES,
     PROVIDER_FAILED,
+    STORE_ERROR,
     STORE_UNAVAILABLE,
     UNKNOWN_WORKSPACE,
     ProviderResponse,
@@ -77,6 +78,7 @@ from ._table import (
     all_fingerprints,
     build_table,
     neo_route,
+    store_error_key,
     workspace_entries,
 )
 
@@ -299,6 +301,8 @@ class Resolver:
         self._reconcile_pending = False
         #: Unexpected errors already logged with a traceback (each kind once).
         self._logged: set[str] = set()
+        #: Unreadable workspace rows already logged: (workspace, rows digest).
+        self._logged_unreadable: set[tuple[str, str]] = set()
         self._rejected_logged = 0
         # LISTEN before the first load: a change committed in between is then announced
         # (and reloaded) rather than missed until the next poll.
@@ -644,8 +648,24 @@ class Resolver:
         with self._install_lock:
             self._snap, self._table = new, table
         self._fresh(started)
+        self._log_unreadable(state)
         self._reconcile(new)
         return True
+
+    def _log_unreadable(self, state: LiveState) -> None:
+        """One warning per unreadable workspace's damage per process (not per reload)."""
+        for ws in state.unreadable.values():
+            seen = (ws.name, ws.rows_digest)
+            if seen in self._logged_unreadable:
+                continue
+            self._logged_unreadable.add(seen)
+            _log.warning(
+                "resolver: workspace %r cannot be read from the store (%s); Neo serves it "
+                "(%s) until its rows are repaired; the other workspaces are not affected",
+                ws.name,
+                ws.problem,
+                STORE_ERROR,
+            )
 
     def _fresh(self, read_at: float) -> None:
         """The table is current as of ``read_at``: restart the staleness clock, end an outage."""
@@ -702,7 +722,15 @@ class Resolver:
             current = snap.fingerprints.get((name, provider))
             if current == h.fingerprint:
                 continue
-            reason = "provider_removed" if current is None else "credentials_changed"
+            unreadable = snap.state.unreadable.get(name)
+            if unreadable is not None and (name, provider) != store_error_key(unreadable):
+                # Its credentials cannot be read, so nothing says they changed: the
+                # provider's health stays as it was until the rows read again.
+                continue
+            if h.outcome == STORE_ERROR and unreadable is None:
+                reason = "store_rows_repaired"
+            else:
+                reason = "provider_removed" if current is None else "credentials_changed"
             try:
                 self._runtime.reset(
                     name, provider, fingerprint=h.fingerprint, reason=reason, now=now
@@ -711,6 +739,44 @@ class Resolver:
                 self._reconcile_pending = True  # the next refresh tries again
                 self._store_failed(exc)
                 return
+        for ws in snap.state.unreadable.values():
+            try:
+                self._record_store_error(snap, ws.name, ws.problem, now)
+            except StoreError as exc:
+                self._reconcile_pending = True
+                self._store_failed(exc)
+                return
+
+    def _record_store_error(self, snap: _Snapshot, name: str, problem: str, now: float) -> None:
+        """Open (once) the failure episode of a workspace whose rows cannot be read.
+
+        A sticky failure like any other: its episode e-mails the workspace's ``notify``
+        list once, ``status`` lists it, and the reconcile above closes it when the rows
+        read again. Its fingerprint is that of the damaged rows.
+        """
+        key = store_error_key(snap.state.unreadable[name])
+        fp = snap.fingerprints[key]
+        known = snap.health.get(key)
+        if known is not None and known.fingerprint == fp and known.status == "sticky":
+            return  # already recorded (by this process or another)
+        failure = Failure(
+            workspace=name,
+            provider=key[1],
+            fingerprint=fp,
+            outcome=STORE_ERROR,
+            sticky=True,
+            detail=problem,
+            retry_after=None,
+            probe=False,
+        )
+        change = self._runtime.record_failure(failure, now=now, policy=self._breaker)
+        if change.changed:
+            with self._install_lock:
+                current = self._snap
+                if current is not None and change.health is not None:
+                    self._snap = replace(current, health={**current.health, key: change.health})
+        if change.episode_opened is not None:
+            self._wake_notifier.set()
 
     def _patch(self, route: Route, change: HealthChange) -> None:
         """Apply a health change this process made, without waiting for the next poll."""
@@ -754,6 +820,9 @@ class Resolver:
             snap = self._snap
             live = snap.state.workspaces.get(episode.workspace) if snap else None
             recipients = tuple(live.workspace.notify) if live else ()
+            unreadable = snap.state.unreadable.get(episode.workspace) if snap else None
+            if unreadable is not None:
+                recipients = unreadable.notify  # what its notify column still says
             if not recipients:
                 self._runtime.record_notification(episode.id, (), now=now)
                 continue
@@ -837,6 +906,21 @@ class Resolver:
                     episodes=tuple(episodes.get(name, ())),
                 )
             )
+        for name, ws in snap.state.unreadable.items():
+            h = snap.health.get(store_error_key(ws))
+            route = self._table[name][FEATURES[0]].route
+            out.append(
+                WorkspaceStatus(
+                    workspace=name,
+                    enabled=ws.enabled,
+                    provider=route.provider,
+                    model=route.model,
+                    reason=route.reason,
+                    since=h.since if h is not None else self._clock(),
+                    episodes=tuple(episodes.get(name, ())),
+                )
+            )
+        out.sort(key=lambda st: st.workspace)
         return out
 
     def credit_usage(

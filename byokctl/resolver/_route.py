@@ -32,6 +32,8 @@ CIRCUIT_OPEN: Final = "circuit_open"
 CIRCUIT_PROBE: Final = "circuit_probe"
 #: The store could not be read for longer than the resolver's ``max_staleness``.
 STORE_UNAVAILABLE: Final = "store_unavailable"
+#: The workspace's rows in the store do not decode or decrypt (the others are served).
+STORE_ERROR: Final = "store_error"
 #: The enabled provider has no API key in the store (written outside byokctl).
 MISSING_CREDENTIALS: Final = "provider_failed:missing_credentials"
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from byokctl.catalog import PROVIDERS, SANDBOX_URL_ENV, operator_base_url
-from byokctl.model import NEO, LiveState, ProviderConfig, Workspace
+from byokctl.model import NEO, LiveState, ProviderConfig, UnreadableWorkspace, Workspace
 from byokctl.store.runtime import HealthRecord
 
 from ._route import (
@@ -31,6 +31,7 @@ from ._route import (
     MISSING_CREDENTIALS,
     NO_PROVIDER_ENABLED,
     PROVIDER_FAILED,
+    STORE_ERROR,
     Route,
 )
 
@@ -166,7 +167,8 @@ def workspace_entries(
             route = _byok_route(ws, cfg, feature, fp, url=url, reason=BYOK)
             entries[feature] = Entry(route, (ws.name, feature, cfg.provider, BYOK_COST, 1))
         elif h.status == "sticky":
-            reason = f"{PROVIDER_FAILED}:{h.outcome}"
+            # A health row that does not decode fails closed as a sticky store_error.
+            reason = STORE_ERROR if h.outcome == STORE_ERROR else f"{PROVIDER_FAILED}:{h.outcome}"
             entries[feature] = _neo_entry(ws.name, feature, reason, neo)
         else:
             entries[feature] = _neo_entry(ws.name, feature, f"{CIRCUIT_OPEN}:{h.outcome}", neo)
@@ -200,13 +202,49 @@ def _open(
     return h
 
 
+#: The "provider" an unreadable workspace's failure is recorded under. Not a real
+#: provider: the workspace's providers keep their own health records untouched (their
+#: credentials cannot be read, so nothing is known about them meanwhile).
+STORE_ROWS: Final = "store"
+
+
+def store_error_key(ws: UnreadableWorkspace) -> HealthKey:
+    """Where an unreadable workspace's failure is recorded: ``(workspace, "store")``.
+
+    The episode machinery (one open episode per workspace and provider, one e-mail per
+    episode) then tells the operator once, like any other failure.
+    """
+    return (ws.name, STORE_ROWS)
+
+
+def store_error_fingerprint(ws: UnreadableWorkspace, key: bytes) -> str:
+    """A keyed fingerprint of an unreadable workspace's raw rows.
+
+    Rewriting the rows changes it, so the resolver's reconcile closes the episode once
+    the workspace reads again (or opens a new one for new damage).
+    """
+    data = json.dumps(["store_error", ws.name, ws.rows_digest]).encode()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()[:32]
+
+
 def all_fingerprints(state: LiveState, key: bytes) -> dict[HealthKey, str]:
-    """The fingerprint of every configured provider of every workspace."""
-    return {
+    """The fingerprint of every configured provider of every workspace (unreadable ones too)."""
+    out = {
         (name, pid): fingerprint(cfg, key)
         for name, live in state.workspaces.items()
         for pid, cfg in live.workspace.providers.items()
     }
+    for ws in state.unreadable.values():
+        out[store_error_key(ws)] = store_error_fingerprint(ws, key)
+    return out
+
+
+def unreadable_entries(name: str, neo: Neo) -> dict[str, Entry]:
+    """An unreadable workspace: every feature on Neo, reason ``store_error``."""
+    entries = {f: _neo_entry(name, f, STORE_ERROR, neo) for f in FEATURES}
+    for alias, feature in FEATURE_ALIASES.items():
+        entries[alias] = entries[feature]
+    return entries
 
 
 def build_table(
@@ -217,7 +255,10 @@ def build_table(
     env: Mapping[str, str],
 ) -> dict[str, dict[str, Entry]]:
     """The whole routing table: ``table[workspace][feature] -> Entry``."""
-    return {
+    table = {
         name: workspace_entries(live.workspace, fingerprints, health, neo, env)
         for name, live in state.workspaces.items()
     }
+    for name in state.unreadable:
+        table[name] = unreadable_entries(name, neo)
+    return table

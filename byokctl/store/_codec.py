@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from byokctl.errors import LockHeldError, StalePlanError, StoreError
-from byokctl.model import LiveState, LiveWorkspace, ProviderConfig, Secret, Workspace
+from byokctl.model import (
+    LiveState,
+    LiveWorkspace,
+    ProviderConfig,
+    Secret,
+    UnreadableWorkspace,
+    Workspace,
+)
 
 from ._keys import Keyring, MasterKey
 from ._types import AuditChange, AuditEntry, LockInfo, WorkspaceWrite
@@ -133,39 +140,114 @@ def encode_writes(
     return enc
 
 
-def decode_rows(rows: ConfigRows, keyring: Keyring) -> dict[str, DecodedWorkspace]:
-    """Decrypt and decode one snapshot; an altered or moved ciphertext is a StoreError."""
+@dataclass(frozen=True)
+class DecodedRows:
+    """One snapshot decoded: the workspaces that read, and those that do not."""
+
+    workspaces: dict[str, DecodedWorkspace]
+    unreadable: dict[str, UnreadableWorkspace]
+
+
+def _rows_digest(rows: Sequence[tuple[object, ...]]) -> str:
+    """SHA-256 of a workspace's raw rows (ciphertext included: it reveals nothing)."""
+    h = hashlib.sha256()
+    for row in sorted(rows, key=repr):
+        h.update(repr(row).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def decode_rows(rows: ConfigRows, keyring: Keyring) -> DecodedRows:
+    """Decrypt and decode one snapshot, isolating each workspace's bad rows to it.
+
+    A row that does not decode (malformed JSON or timestamp) or decrypt (altered, or
+    copied from another row, which its additional data gives away) makes its workspace
+    *unreadable*; every other workspace decodes normally. A master key that is not the
+    store's is not a row's fault: that stays a :class:`MasterKeyError` for the whole store.
+    """
+    if rows.key_id is not None and rows.secrets:
+        keyring.require(rows.key_id)  # the wrong master key: a configuration error
+    problems: dict[str, str] = {}
+    raw: dict[str, list[tuple[object, ...]]] = {}
     secrets: dict[tuple[str, str], dict[str, Secret]] = {}
-    for ws_name, pid, field, key_id, nonce, ct in rows.secrets:
-        plain = keyring.decrypt(key_id, nonce, ct, secret_aad(ws_name, pid, field))
-        if plain is None:
-            raise StoreError(
-                f"the secret {field!r} of provider {pid!r} in workspace {ws_name!r} does not "
-                "decrypt: the row was altered, or copied from another row",
-                hint="apply the workspace from its files again to rewrite it",
+    for secret_row in rows.secrets:
+        ws_name, pid, field = secret_row[:3]
+        raw.setdefault(ws_name, []).append(secret_row)
+        try:
+            secrets.setdefault((ws_name, pid), {})[field] = _decrypt(
+                keyring, rows.key_id, secret_row
             )
-        secrets.setdefault((ws_name, pid), {})[field] = Secret(plain.decode())
+        except StoreError as exc:
+            problems.setdefault(ws_name, exc.message)
     providers: dict[str, dict[str, ProviderConfig]] = {}
-    for ws_name, pid, model, settings in rows.providers:
+    for provider_row in rows.providers:
+        ws_name, pid, model, settings = provider_row
+        raw.setdefault(ws_name, []).append(provider_row)
         row = f"provider {pid!r} of workspace {ws_name!r}"
-        providers.setdefault(ws_name, {})[pid] = ProviderConfig(
-            provider=pid,
-            model=model,
-            settings=_settings(settings, row),
-            secrets=secrets.get((ws_name, pid), {}),
-        )
-    out: dict[str, DecodedWorkspace] = {}
-    for name, notify, enabled, applied, updated_at, updated_by in rows.workspaces:
+        try:
+            providers.setdefault(ws_name, {})[pid] = ProviderConfig(
+                provider=pid,
+                model=model,
+                settings=_settings(settings, row),
+                secrets=secrets.get((ws_name, pid), {}),
+            )
+        except StoreError as exc:
+            problems.setdefault(ws_name, exc.message)
+    out = DecodedRows({}, {})
+    for ws_row in rows.workspaces:
+        name, notify, enabled, applied, updated_at, updated_by = ws_row
         row = f"workspace {name!r}"
-        ws = Workspace(
+        problem = problems.get(name)
+        if problem is None:
+            try:
+                ws = Workspace(
+                    name=name,
+                    notify=_notify(notify, row),
+                    enabled=enabled,
+                    providers=providers.get(name, {}),
+                )
+                updated = _timestamp(updated_at, row, "updated_at")
+            except StoreError as exc:
+                problem = exc.message
+            else:
+                out.workspaces[name] = DecodedWorkspace(ws, applied, updated, updated_by)
+                continue
+        try:
+            recipients = _notify(notify, row)
+        except StoreError:
+            recipients = ()
+        out.unreadable[name] = UnreadableWorkspace(
             name=name,
-            notify=_notify(notify, row),
-            enabled=enabled,
-            providers=providers.get(name, {}),
+            problem=problem,
+            enabled=enabled if isinstance(enabled, str) else None,
+            notify=recipients,
+            rows_digest=_rows_digest([ws_row, *raw.get(name, [])]),
         )
-        updated = _timestamp(updated_at, row, "updated_at")
-        out[name] = DecodedWorkspace(ws, applied, updated, updated_by)
     return out
+
+
+def _decrypt(keyring: Keyring, store_key_id: str | None, row: SecretRow) -> Secret:
+    """One secret row's plaintext; a StoreError naming the row (never a value) if it fails."""
+    ws_name, pid, field, key_id, nonce, ct = row
+    where = f"the secret {field!r} of provider {pid!r} in workspace {ws_name!r}"
+    if store_key_id is not None and keyring.get(key_id) is None:
+        # The store's own key is in the keyring (checked first): this row alone names
+        # another key, so the row was altered or copied in from another store.
+        raise StoreError(f"{where} names a master key this store does not use")
+    try:
+        plain = keyring.decrypt(key_id, nonce, ct, secret_aad(ws_name, pid, field))
+        value = None if plain is None else plain.decode()
+    except (TypeError, ValueError):
+        # A nonce of the wrong length, a value of the wrong type, or a plaintext that is
+        # not UTF-8: the row is damaged. (Raised below, outside this block, so that the
+        # error carries no cause that could show bytes.)
+        value = None
+    if value is None:
+        raise StoreError(
+            f"{where} does not decrypt: the row was altered, or copied from another row",
+            hint="apply the workspace from its files again to rewrite it",
+        )
+    return Secret(value)
 
 
 def malformed_row(row: str, column: str, expected: str) -> StoreError:
@@ -217,7 +299,8 @@ def _timestamp(value: str | datetime, row: str, column: str) -> datetime:
 
 def live_state(rows: ConfigRows, keyring: Keyring, *, store: str) -> LiveState:
     """The live state one snapshot describes, with each workspace's drift flag."""
-    decoded = decode_rows(rows, keyring)
+    result = decode_rows(rows, keyring)
+    decoded = result.workspaces
     digest_key: bytes | None = None
     if any(d.applied_digest is not None for d in decoded.values()):
         if rows.key_id is None:
@@ -236,7 +319,7 @@ def live_state(rows: ConfigRows, keyring: Keyring, *, store: str) -> LiveState:
             updated_at=d.updated_at,
             updated_by=d.updated_by,
         )
-    return LiveState(serial=rows.serial, workspaces=live)
+    return LiveState(serial=rows.serial, workspaces=live, unreadable=result.unreadable)
 
 
 @dataclass(frozen=True)
@@ -252,8 +335,21 @@ class Rotation:
 
 
 def rotation(rows: ConfigRows, keyring: Keyring, new_key: MasterKey) -> Rotation:
-    """Re-encrypt every secret and re-key every digest (drift survives: see rekey_digest)."""
-    decoded = decode_rows(rows, keyring)
+    """Re-encrypt every secret and re-key every digest (drift survives: see rekey_digest).
+
+    A store with an unreadable workspace is refused: its secrets cannot be re-encrypted,
+    and a rotation that left them under the retired key would lose them for good.
+    """
+    result = decode_rows(rows, keyring)
+    if result.unreadable:
+        names = ", ".join(sorted(result.unreadable))
+        first = next(iter(sorted(result.unreadable.items())))[1]
+        raise StoreError(
+            f"cannot rotate the master key: the store's rows for {names} are unreadable "
+            f"({first.problem})",
+            hint="repair or remove those rows first (byokctl plan names each), then rotate",
+        )
+    decoded = result.workspaces
     old = keyring.require(rows.key_id) if rows.key_id is not None else None
     sec_updates = []
     for ws_name, pid, field, _key_id, _nonce, _ct in rows.secrets:

@@ -5,11 +5,15 @@ a function here what to do (:func:`decide_failure`, :func:`decide_success`,
 :func:`decide_probe`, :func:`may_reset`), and carries the answer out with its own SQL
 (:func:`write_decision` orders the writes). Keeping the breaker and episode state
 machine here means the two backends cannot drift apart, and it can be tested without a
-database. Also here: what is the same in both backends' row decoding and filters.
+database. Also here: what is the same in both backends' row decoding and filters
+(and, as its one effect, the log line for a runtime row that does not decode).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol, TypeVar
@@ -223,8 +227,68 @@ def health_values(h: HealthRecord, now: float, ts: Callable[[float], object]) ->
     )
 
 
-def health_from_row(row: Sequence[Any], seconds: Seconds) -> HealthRecord:
-    """A health record from a row of :data:`HEALTH_COLUMNS`."""
+#: The outcome of a health record whose row does not decode (also a resolver reason).
+STORE_ERROR: Final = "store_error"
+
+_log = logging.getLogger("byokctl.store")
+#: Bad runtime rows already logged by this process (by content, so the same damage in
+#: another store, or new damage, is logged too): each once, not on every read.
+_logged_bad_rows: set[tuple[str, str]] = set()
+_logged_lock = threading.Lock()
+
+
+def _log_bad_row(table: str, row: Sequence[Any], key: str, effect: str) -> None:
+    seen = (table, hashlib.sha256(repr(tuple(row)).encode()).hexdigest())
+    with _logged_lock:
+        if seen in _logged_bad_rows:
+            return
+        _logged_bad_rows.add(seen)
+    _log.warning(
+        "store: the row of %s for %s is malformed (a column does not decode); %s",
+        table,
+        key,
+        effect,
+    )
+
+
+def health_from_row(
+    row: Sequence[Any], seconds: Seconds, *, now: float | None = None
+) -> HealthRecord:
+    """A health record from a row of :data:`HEALTH_COLUMNS`.
+
+    With ``now``, a row that does not decode (a malformed timestamp or count) fails
+    closed instead of failing every read: it becomes a sticky ``store_error`` record for
+    that workspace and provider alone (Neo until its credentials change or
+    ``Resolver.clear``), logged once per process. Without it the error propagates.
+    """
+    try:
+        return _health_from_row(row, seconds)
+    except (TypeError, ValueError):
+        if now is None:
+            raise
+    ws, prov, fp = (str(v) for v in row[:3])
+    _log_bad_row(
+        "provider_health",
+        row,
+        f"workspace {ws!r}, provider {prov!r}",
+        "the provider is treated as failed (Neo, store_error) until the record is reset",
+    )
+    return HealthRecord(
+        workspace=ws,
+        provider=prov,
+        fingerprint=fp,
+        status="sticky",
+        outcome=STORE_ERROR,
+        failures=0,
+        window_started=None,
+        open_until=None,
+        probe_until=None,
+        since=now,
+        episode_id=None,
+    )
+
+
+def _health_from_row(row: Sequence[Any], seconds: Seconds) -> HealthRecord:
     ws, prov, fp, status, reason, failures, window, open_until, probe, since, ep = row
     return HealthRecord(
         workspace=str(ws),
@@ -239,6 +303,18 @@ def health_from_row(row: Sequence[Any], seconds: Seconds) -> HealthRecord:
         since=seconds(since),
         episode_id=None if ep is None else int(ep),
     )
+
+
+def episodes_from_rows(rows: Iterable[Sequence[Any]], seconds: Seconds) -> list[Episode]:
+    """Episodes from rows of :data:`EPISODE_COLUMNS`; a row that does not decode is left
+    out (logged once per process) rather than failing every listing."""
+    out = []
+    for row in rows:
+        try:
+            out.append(episode_from_row(row, seconds))
+        except (TypeError, ValueError):
+            _log_bad_row("failure_episodes", row, f"episode {row[0]!r}", "it is left out")
+    return out
 
 
 def episode_from_row(row: Sequence[Any], seconds: Seconds) -> Episode:

@@ -212,6 +212,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE credit_ledger ADD COLUMN actions INTEGER NOT NULL DEFAULT 1",
         ),
     ),
+    Migration(
+        4,
+        "lock holder's host and process, so a lock left by a dead local process is released",
+        # SQLite's lock is a row that outlives its holder; with the holder's host, pid and
+        # process identity (boot id, pid namespace, start time) the next taker on the same
+        # host can tell that the holder is gone. PostgreSQL's advisory lock already ends
+        # with its holder's session, so it needs no such columns.
+        sqlite=(
+            "ALTER TABLE store_lock ADD COLUMN host TEXT",
+            "ALTER TABLE store_lock ADD COLUMN pid INTEGER",
+            "ALTER TABLE store_lock ADD COLUMN process TEXT",
+        ),
+        postgresql=(),
+    ),
 )
 
 #: The newest schema version this byokctl knows.

@@ -43,6 +43,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final, NoReturn, TypeAlias
 
@@ -483,7 +484,16 @@ class PostgresStore:
                 with conn.transaction():
                     # We hold the advisory lock, so any row left is stale: its holder's
                     # session is gone (killed, or the server restarted). Reclaim it.
-                    conn.execute("DELETE FROM store_lock")
+                    stale = conn.execute(
+                        "DELETE FROM store_lock RETURNING id, holder, operation, created"
+                    ).fetchone()
+                    if stale is not None:
+                        info = replace(
+                            info,
+                            reclaimed=LockInfo(
+                                str(stale[0]), str(stale[1]), str(stale[2]), as_utc(stale[3])
+                            ),
+                        )
                     conn.execute(
                         "INSERT INTO store_lock (id, slot, holder, operation, created,"
                         " backend_pid) VALUES (%s, 1, %s, %s, %s, pg_backend_pid())",

@@ -55,7 +55,7 @@ from ._health import (
     decide_failure,
     decide_probe,
     decide_success,
-    episode_from_row,
+    episodes_from_rows,
     episodes_query,
     health_from_row,
     health_values,
@@ -250,7 +250,7 @@ class PostgresRuntimeStore:
             " WHERE workspace = %s AND provider = %s",
             (workspace, provider),
         ).fetchone()
-        return None if row is None else health_from_row(row, _seconds)
+        return None if row is None else health_from_row(row, _seconds, now=time.time())
 
     @staticmethod
     def _put(c: _Conn, h: HealthRecord, now: float) -> None:
@@ -322,7 +322,7 @@ class PostgresRuntimeStore:
         """Every health record."""
         with self._tx("read provider health") as c:
             rows = c.execute(f"SELECT {HEALTH_COLUMNS} FROM provider_health").fetchall()  # noqa: S608
-        return [health_from_row(r, _seconds) for r in rows]
+        return [health_from_row(r, _seconds, now=time.time()) for r in rows]
 
     def record_failure(
         self, failure: Failure, *, now: float, policy: BreakerPolicy
@@ -398,7 +398,7 @@ class PostgresRuntimeStore:
         sql, args = episodes_query(workspace=workspace, open_only=open_only, mark="%s")
         with self._tx("read failure episodes") as c:
             rows = c.execute(sql.encode(), args).fetchall()
-        return [episode_from_row(r, _seconds) for r in rows]
+        return episodes_from_rows(rows, _seconds)
 
     def pending_notifications(self, *, now: float) -> list[Episode]:
         """Open, unsent episodes that may be attempted now."""
@@ -411,7 +411,7 @@ class PostgresRuntimeStore:
                 " AND (notify_claimed_until IS NULL OR notify_claimed_until <= %s) ORDER BY id",
                 (stamp, stamp),
             ).fetchall()
-        return [episode_from_row(r, _seconds) for r in rows]
+        return episodes_from_rows(rows, _seconds)
 
     def claim_notification(self, episode_id: int, *, now: float, lease: float) -> bool:
         """Compare-and-set the send lease."""

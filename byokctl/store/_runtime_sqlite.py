@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from ._health import (
     decide_failure,
     decide_probe,
     decide_success,
-    episode_from_row,
+    episodes_from_rows,
     episodes_query,
     health_from_row,
     health_values,
@@ -109,7 +110,7 @@ class SQLiteRuntimeStore:
             f"SELECT {HEALTH_COLUMNS} FROM provider_health WHERE workspace = ? AND provider = ?",  # noqa: S608
             (workspace, provider),
         ).fetchone()
-        return None if row is None else health_from_row(row, _seconds)
+        return None if row is None else health_from_row(row, _seconds, now=time.time())
 
     @staticmethod
     def _put(c: sqlite3.Connection, h: HealthRecord, now: float) -> None:
@@ -170,7 +171,7 @@ class SQLiteRuntimeStore:
         """Every health record."""
         with self._tx("DEFERRED") as c:
             rows = c.execute(f"SELECT {HEALTH_COLUMNS} FROM provider_health").fetchall()  # noqa: S608
-        return [health_from_row(r, _seconds) for r in rows]
+        return [health_from_row(r, _seconds, now=time.time()) for r in rows]
 
     def record_failure(
         self, failure: Failure, *, now: float, policy: BreakerPolicy
@@ -270,7 +271,7 @@ class SQLiteRuntimeStore:
         sql, args = episodes_query(workspace=workspace, open_only=open_only, mark="?")
         with self._tx("DEFERRED") as c:
             rows = c.execute(sql, args).fetchall()
-        return [episode_from_row(r, _seconds) for r in rows]
+        return episodes_from_rows(rows, _seconds)
 
     def pending_notifications(self, *, now: float) -> list[Episode]:
         """Open, unsent episodes that may be attempted now."""
@@ -283,7 +284,7 @@ class SQLiteRuntimeStore:
                 " AND (notify_claimed_until IS NULL OR notify_claimed_until <= ?) ORDER BY id",
                 (stamp, stamp),
             ).fetchall()
-        return [episode_from_row(r, _seconds) for r in rows]
+        return episodes_from_rows(rows, _seconds)
 
     def claim_notification(self, episode_id: int, *, now: float, lease: float) -> bool:
         """Compare-and-set the send lease."""

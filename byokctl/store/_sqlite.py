@@ -5,7 +5,9 @@ use ``BEGIN IMMEDIATE`` (the write lock is taken up front, so two writers queue 
 ``busy_timeout`` instead of deadlocking on an upgrade), reads use a deferred transaction
 so that one ``read_state`` sees one snapshot in WAL mode. The lock is a row in
 ``store_lock``: it survives the process that took it, which is what makes a crashed
-run visible and ``force-unlock`` meaningful.
+run visible and ``force-unlock`` meaningful. The row records the holder's host and
+process (``_process``), so a holder of this host that died is detected and its lock
+released by the next taker instead of needing ``force-unlock``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ from ._codec import (
 from ._keys import Keyring, MasterKey, must_register_key
 from ._localdir import make_private_dir
 from ._migrations import LATEST_VERSION, pending_migrations
+from ._process import ProcessIdentity, is_gone, this_process
 from ._types import AuditEntry, LockInfo, WorkspaceWrite
 
 SCHEME = "sqlite"
@@ -270,12 +274,22 @@ class SQLiteStore:
 
     @contextmanager
     def lock(self, holder: str, operation: str, *, timeout: float) -> Iterator[LockInfo]:
-        """Take the lock (waiting up to ``timeout`` s), yield it, release it on exit."""
+        """Take the lock (waiting up to ``timeout`` s), yield it, release it on exit.
+
+        A lock whose holder was a process of this host that no longer exists (killed,
+        crashed) is released on the way: the yielded lock's ``reclaimed`` names it.
+        """
         deadline = time.monotonic() + timeout
+        me = this_process()
+        reclaimed: LockInfo | None = None
         while True:
             info = LockInfo(str(uuid.uuid4()), holder, operation, _now().replace(microsecond=0))
-            if self._try_lock(info):
+            taken, stale = self._try_lock(info, me)
+            reclaimed = stale or reclaimed
+            if taken:
                 break
+            if stale is not None:
+                continue  # its dead holder's row is gone: try again at once
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 held = self.lock_info()
@@ -284,23 +298,47 @@ class SQLiteStore:
                 continue  # released between our attempt and the look: try once more
             # Jitter keeps two waiters from polling in lockstep.
             time.sleep(min(remaining, 0.02 + random.random() * 0.05))  # noqa: S311
+        info = replace(info, reclaimed=reclaimed)
         try:
             yield info
         finally:
             with self._transaction() as c:
                 c.execute("DELETE FROM store_lock WHERE id = ?", (info.id,))
 
-    def _try_lock(self, info: LockInfo) -> bool:
+    def _try_lock(self, info: LockInfo, me: ProcessIdentity) -> tuple[bool, LockInfo | None]:
+        """Insert the lock row; else release it if its holder is gone.
+
+        Returns whether the lock was taken, and the stale lock released (if any).
+        """
         with self._transaction() as c:
             try:
                 c.execute(
-                    "INSERT INTO store_lock (id, slot, holder, operation, created)"
-                    " VALUES (?, 1, ?, ?, ?)",
-                    (info.id, info.holder, info.operation, info.created.isoformat()),
+                    "INSERT INTO store_lock (id, slot, holder, operation, created, host, pid,"
+                    " process) VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
+                    (
+                        info.id,
+                        info.holder,
+                        info.operation,
+                        info.created.isoformat(),
+                        me.host,
+                        me.pid,
+                        me.process,
+                    ),
                 )
             except sqlite3.IntegrityError:
-                return False
-        return True
+                pass
+            else:
+                return True, None
+            row = c.execute(
+                "SELECT id, holder, operation, created, host, pid, process FROM store_lock"
+            ).fetchone()
+            if row is None or row[4] is None or row[5] is None:
+                return False, None
+            if not is_gone(ProcessIdentity(str(row[4]), int(row[5]), row[6])):
+                return False, None
+            # In the same write transaction as the look: no one can take the lock between.
+            c.execute("DELETE FROM store_lock WHERE id = ?", (row[0],))
+            return False, LockInfo(row[0], row[1], row[2], datetime.fromisoformat(row[3]))
 
     def lock_info(self) -> LockInfo | None:
         """The current lock, or ``None``."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -32,6 +32,10 @@ class LockInfo:
     holder: str
     operation: str
     created: datetime
+    #: The lock this one replaced because its holder no longer exists (on SQLite: a
+    #: process of this host that is gone; on PostgreSQL: a row whose session ended), so
+    #: the caller can say so. ``None`` when the lock was free.
+    reclaimed: LockInfo | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         """One line for messages: holder, operation, time and id."""

@@ -322,7 +322,7 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize(("column", "row", "values"), MALFORMED)
-def test_malformed_rows_are_a_store_error_naming_row_and_column(
+def test_a_malformed_row_makes_its_workspace_unreadable_and_no_other(
     backend: Backend, store: Store, column: str, row: str, values: tuple[str, str]
 ) -> None:
     _write(store, workspace("acme"), workspace("beta"))
@@ -330,11 +330,127 @@ def test_malformed_rows_are_a_store_error_naming_row_and_column(
     key = "workspace" if table == "provider_configs" else "name"
     value = values[0] if backend.name == "sqlite" else values[1]
     _poke(backend, f"UPDATE {table} SET {col} = ? WHERE {key} = 'acme'", value)  # noqa: S608
-    with pytest.raises(StoreError) as err:
-        store.read_state()
-    message = str(err.value)
-    assert row in message
-    assert f"{col} column" in message
-    assert value not in message
-    assert "beta" not in message
-    assert err.value.__cause__ is None
+    state = store.read_state()
+    assert set(state.workspaces) == {"beta"}
+    assert set(state.unreadable) == {"acme"}
+    bad = state.unreadable["acme"]
+    assert row in bad.problem
+    assert f"{col} column" in bad.problem
+    assert value not in bad.problem
+    assert "beta" not in bad.problem
+    assert bad.enabled == "openai"  # the plain column still says it
+
+
+def _sql(backend: Backend, sql: str, *params: object) -> None:
+    """Run one raw statement (``?`` parameters) on the store, bypassing its interface."""
+    if backend.name == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(backend.url.removeprefix("sqlite:///"))
+        with conn:
+            conn.execute(sql, params)
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(backend.url, autocommit=True) as pg:
+        pg.execute(sql.replace("?", "%s").encode(), params)
+
+
+def _ciphertext(store: Store, backend: Backend, name: str) -> bytes:
+    if backend.name == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(backend.url.removeprefix("sqlite:///"))
+        row = conn.execute(
+            "SELECT ciphertext FROM provider_secrets WHERE workspace = ?", (name,)
+        ).fetchone()
+        conn.close()
+        return bytes(row[0])
+    import psycopg
+
+    with psycopg.connect(backend.url, autocommit=True) as pg:
+        found = pg.execute(
+            "SELECT ciphertext FROM provider_secrets WHERE workspace = %s", (name,)
+        ).fetchone()
+    assert found is not None
+    return bytes(found[0])
+
+
+def _flip_ciphertext(store: Store, backend: Backend) -> None:
+    ct = bytearray(_ciphertext(store, backend, "acme"))
+    ct[3] ^= 0x40
+    _sql(backend, "UPDATE provider_secrets SET ciphertext = ? WHERE workspace = 'acme'", bytes(ct))
+
+
+def _copy_from_beta(store: Store, backend: Backend) -> None:
+    # A ciphertext that decrypts fine, but is bound (additional data) to another row.
+    _sql(
+        backend,
+        "UPDATE provider_secrets SET nonce = (SELECT nonce FROM provider_secrets WHERE"
+        " workspace = 'beta'), ciphertext = (SELECT ciphertext FROM provider_secrets WHERE"
+        " workspace = 'beta') WHERE workspace = 'acme'",
+    )
+
+
+def _foreign_key_id(store: Store, backend: Backend) -> None:
+    _sql(backend, "UPDATE provider_secrets SET key_id = ? WHERE workspace = 'acme'", "0" * 16)
+
+
+def _short_nonce(store: Store, backend: Backend) -> None:
+    _sql(backend, "UPDATE provider_secrets SET nonce = ? WHERE workspace = 'acme'", b"\x01")
+
+
+DAMAGE = {
+    "flipped ciphertext": (_flip_ciphertext, "does not decrypt"),
+    "ciphertext copied from another workspace": (_copy_from_beta, "does not decrypt"),
+    "key id of another master key": (_foreign_key_id, "master key this store does not use"),
+    "nonce of the wrong length": (_short_nonce, "does not decrypt"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_secret_that_does_not_decrypt_makes_its_workspace_unreadable_and_no_other(
+    backend: Backend, store: Store, master_key: MasterKey, damage: str
+) -> None:
+    acme_key, beta_key = f"{CANARY}-acme-1c2d", f"{CANARY}-beta-9e8f"
+    _write(store, workspace("acme", key=acme_key), workspace("beta", key=beta_key))
+    poke, expected = DAMAGE[damage]
+    poke(store, backend)
+    with backend.open(master_key) as reader:  # a fresh reader, as a new process would be
+        state = reader.read_state()
+    beta = state.workspaces["beta"].workspace.providers["openai"].secrets["api_key"]
+    assert beta.reveal() == beta_key
+    assert set(state.unreadable) == {"acme"}
+    bad = state.unreadable["acme"]
+    assert expected in bad.problem
+    assert "'api_key' of provider 'openai' in workspace 'acme'" in bad.problem
+    assert bad.notify == ("ops@acme.example",)
+    assert CANARY not in repr(state.unreadable) + repr(state)
+    # Rewriting the workspace (as apply does) repairs it.
+    _write(store, workspace("acme", key=acme_key))
+    state = store.read_state()
+    assert state.unreadable == {}
+    assert state.workspaces["acme"].workspace.providers["openai"].secrets["api_key"].reveal() == (
+        acme_key
+    )
+
+
+def test_the_wrong_master_key_is_still_an_error_for_the_whole_store(
+    backend: Backend, store: Store
+) -> None:
+    _write(store, workspace("acme"), workspace("beta"))
+    with backend.open(MasterKey.generate()) as wrong, pytest.raises(MasterKeyError):
+        wrong.read_state()
+
+
+def test_rotation_refuses_a_store_with_an_unreadable_workspace(
+    backend: Backend, store: Store
+) -> None:
+    _write(store, workspace("acme"), workspace("beta"))
+    _flip_ciphertext(store, backend)
+    serial = store.serial()
+    with pytest.raises(StoreError, match=r"cannot rotate the master key.*acme"):
+        store.rotate_master_key(MasterKey.generate(), who="ops")
+    assert store.serial() == serial
+    assert set(store.read_state().unreadable) == {"acme"}

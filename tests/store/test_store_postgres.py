@@ -206,6 +206,8 @@ def test_a_stale_lock_row_blocks_no_one_and_is_reclaimed(
         with s.lock("next", "apply", timeout=0) as info:
             assert time.monotonic() - started < 1
             assert s.lock_info() == info
+            assert info.reclaimed is not None
+            assert (info.reclaimed.id, info.reclaimed.holder) == ("dead-run", "ghost")
         assert s.lock_info() is None
 
 
