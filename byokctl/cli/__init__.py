@@ -6,6 +6,7 @@ present", and a pipeline must never read a typo as that.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,8 +33,21 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
-def validate(paths: tuple[str, ...], fmt: str) -> int:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+    help="sarif: SARIF 2.1.0 for GitHub code scanning.",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="RULE",
+    help="Report only this rule id (repeatable), e.g. secret-not-encrypted.",
+)
+def validate(paths: tuple[str, ...], fmt: str, only: tuple[str, ...]) -> int:
     """Check workspace files: structure, rules, encryption status. Needs no key.
 
     PATHS are files or directories (searched recursively; default: ./workspaces).
@@ -41,7 +55,10 @@ def validate(paths: tuple[str, ...], fmt: str) -> int:
     """
     from byokctl.commands.validate import validate as run  # noqa: PLC0415 - fast startup
 
-    return run(paths, fmt="json" if fmt == "json" else "text", out=sys.stdout)
+    chosen: Literal["text", "json", "sarif"] = (
+        "json" if fmt == "json" else "sarif" if fmt == "sarif" else "text"
+    )
+    return run(paths, fmt=chosen, out=sys.stdout, err=sys.stderr, only=only)
 
 
 FORMAT_PLAN = click.Choice(["text", "json", "markdown"])
@@ -358,4 +375,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return result if isinstance(result, int) else 0
 
-    return guarded(run)
+    if os.environ.get("GITHUB_ACTIONS", "").lower() != "true":
+        return guarded(run)
+    # The runner reads workflow commands from our output: no line from a file may be one.
+    from byokctl.github import guard_streams  # noqa: PLC0415
+
+    with guard_streams():
+        return guarded(run)

@@ -24,6 +24,16 @@ def render(plan: Plan, fmt: PlanFormat, *, color: bool) -> str:
     return render_text(plan, color=color)
 
 
+def report_to_actions(result: Plan) -> None:
+    """Under GitHub Actions: the plan in the step summary, its counts as step outputs."""
+    from byokctl.github import Actions, plan_outputs  # noqa: PLC0415
+
+    actions = Actions.from_env()
+    if actions is not None:
+        actions.append_summary(render_markdown(result))
+        actions.set_outputs(plan_outputs(result.summary, has_changes=result.has_changes))
+
+
 def plan(
     paths: Sequence[str],
     *,
@@ -64,6 +74,7 @@ def plan(
             file=err,
         )
     print(render(result, fmt, color=use_color(out)).rstrip("\n"), file=out)
+    report_to_actions(result)
     if detailed_exitcode and result.has_changes:
         return 2
     return 0

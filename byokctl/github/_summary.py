@@ -47,8 +47,17 @@ def validate_markdown(
     return "".join(out)
 
 
-def apply_markdown(plan_markdown: str, result_line: str, *, pr_url: str | None = None) -> str:
-    """The apply summary: what was applied, the result, and the pull request's plan."""
-    reviewed = f"\nReviewed plan: {html.escape(pr_url)}\n" if pr_url else ""
+def apply_markdown(plan_markdown: str, result_line: str, *, commit_url: str | None = None) -> str:
+    """The apply summary: what was applied, the result, and where its review is.
+
+    ``commit_url`` is the applied commit's page, which links the pull request that merged
+    it and so the plan comment reviewed there.
+    """
+    reviewed = (
+        f'\nApplied commit: <a href="{html.escape(commit_url)}">{html.escape(commit_url)}</a> '
+        "(its page links the pull request and the plan reviewed there).\n"
+        if commit_url
+        else ""
+    )
     body = plan_markdown.replace("### byokctl plan", "### byokctl apply", 1)
     return f"{body.rstrip()}\n\n**{html.escape(result_line, quote=False)}**\n{reviewed}"

@@ -18,12 +18,14 @@ hold:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import secrets
 import stat
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TextIO
@@ -139,6 +141,28 @@ class CommandGuard(io.TextIOBase):
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return str(getattr(self._inner, "encoding", "utf-8"))
+
+
+@contextlib.contextmanager
+def guard_streams() -> Iterator[None]:
+    """Within the block, ``sys.stdout`` and ``sys.stderr`` never print a line starting ``::``.
+
+    stdout is left alone when it is redirected into a regular file (the runner does not
+    read it, and data such as ``--format markdown > comment.md`` must stay exact).
+    """
+    saved = sys.stdout, sys.stderr
+    guards = []
+    if runner_reads(sys.stdout):
+        sys.stdout = guard = CommandGuard(saved[0])
+        guards.append(guard)
+    sys.stderr = guard = CommandGuard(saved[1])
+    guards.append(guard)
+    try:
+        yield
+    finally:
+        for g in guards:
+            g.close()
+        sys.stdout, sys.stderr = saved
 
 
 def send_command(stream: TextIO, line: str) -> None:
