@@ -89,6 +89,12 @@ class CommandGuard(io.TextIOBase):
         self._inner = inner
         self._partial = ""  # the unfinished current line, not yet written
         self._decided = False  # whether the current line's start was already written
+        self._at_runner_line_start = True  # the last character written was CR or LF
+
+    def _emit(self, text: str) -> None:
+        if text:
+            self._inner.write(text)
+            self._at_runner_line_start = text[-1] in "\r\n"
 
     def write(self, text: str) -> int:
         """Write ``text``, defusing every line that would start with ``::``."""
@@ -96,7 +102,7 @@ class CommandGuard(io.TextIOBase):
         # parts alternates: text, line end, text, line end, …, text (the unfinished rest)
         for i in range(0, len(parts) - 1, 2):
             line, end = self._partial + parts[i], parts[i + 1]
-            self._inner.write((line if self._decided else _defuse(line)) + end)
+            self._emit((line if self._decided else _defuse(line)) + end)
             self._partial, self._decided = "", False
         self._partial += parts[-1]
         self._release()
@@ -106,20 +112,22 @@ class CommandGuard(io.TextIOBase):
         if not self._partial:
             return
         if self._decided:
-            self._inner.write(self._partial)
+            self._emit(self._partial)
             self._partial = ""
         elif self._partial.lstrip() not in ("", ":"):
             # Enough of this line's start is known: write it (defused if it is a command).
-            self._inner.write(_defuse(self._partial))
+            self._emit(_defuse(self._partial))
             self._partial, self._decided = "", True
 
     def command(self, line: str) -> None:
         """Write ``line`` (from :func:`workflow_command`) as a command of its own."""
         if self._partial or self._decided:
-            # End the unfinished line first, or the command would not start a line.
-            self._inner.write((self._partial if self._decided else _defuse(self._partial)) + "\n")
+            self._emit(self._partial if self._decided else _defuse(self._partial))
             self._partial, self._decided = "", False
-        self._inner.write(line + "\n")
+        if not self._at_runner_line_start:
+            # The runner only starts a line after CR or LF (not after U+2028 and the like).
+            self._emit("\n")
+        self._emit(line + "\n")
 
     def flush(self) -> None:
         self._inner.flush()
@@ -127,7 +135,7 @@ class CommandGuard(io.TextIOBase):
     def close(self) -> None:
         """Write a held partial line (defused) and flush; the inner stream stays open."""
         if self._partial:
-            self._inner.write(_defuse(self._partial) if not self._decided else self._partial)
+            self._emit(_defuse(self._partial) if not self._decided else self._partial)
             self._partial = ""
         self._inner.flush()
         super().close()
