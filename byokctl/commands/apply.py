@@ -16,6 +16,8 @@ from byokctl.plan import FieldChange, Plan, planfile
 from byokctl.render import render_markdown, render_text
 from byokctl.verify import refuse_failed_enable, verify_plan
 
+_NO_CHANGES = "No changes. The live state matches the files."
+
 #: Asks the operator to confirm; returns their answer.
 Confirm = Callable[[str], str]
 
@@ -91,6 +93,7 @@ def apply(
                 result_plan = verify_plan(result_plan, parallelism=parallelism, err=err)
             print(render_text(result_plan, color=use_color(out)).rstrip("\n"), file=out)
             if not result_plan.has_changes:
+                _report_to_actions(result_plan, _NO_CHANGES)
                 return 0
             if verify:
                 refuse_failed_enable(result_plan)
@@ -105,7 +108,8 @@ def apply(
                     print("Apply cancelled.", file=out)
                     return 1
         if not result_plan.has_changes:
-            print("No changes. The live state matches the files.", file=out)
+            print(_NO_CHANGES, file=out)
+            _report_to_actions(result_plan, _NO_CHANGES)
             return 0
         result = apply_plan(
             live_store,

@@ -257,6 +257,9 @@ def test_plan_and_apply_write_outputs_and_summary(
     assert "### byokctl apply" in text and "Apply complete!" in text
     assert main(["plan", "--no-verify"]) == 0
     assert runner.outputs(out_file.read_text())["changes"] == "false"
+    summary.write_text("")
+    assert main(["apply", "--no-verify", "--auto-approve"]) == 0
+    assert "### byokctl apply" in summary.read_text() and "No changes." in summary.read_text()
     out, err = capsys.readouterr()
     for blob in (out, err, summary.read_text(), out_file.read_text()):
         assert "sk-gh-canary-alpha-1" not in blob
@@ -307,3 +310,52 @@ def test_nothing_github_outside_actions(
     out, err = capsys.readouterr()
     assert runner.commands(out + err) == []
     assert not (tmp_path / "out").exists()
+
+
+def test_the_public_surface() -> None:
+    import byokctl.github
+
+    assert sorted(byokctl.github.__all__) == sorted(
+        [
+            "DEFAULT_API_URL",
+            "DEFUSED_PREFIX",
+            "DRIFT_TITLE",
+            "RULE_HELP",
+            "Actions",
+            "CommandGuard",
+            "GitHubClient",
+            "GitHubError",
+            "Mode",
+            "Outcome",
+            "Repository",
+            "annotation_commands",
+            "apply_markdown",
+            "comment_body",
+            "destroy_warning",
+            "escape_data",
+            "escape_property",
+            "format_outputs",
+            "guard_streams",
+            "marker",
+            "plan_outputs",
+            "render_sarif",
+            "runner_reads",
+            "send_command",
+            "sync_comment",
+            "sync_drift_issue",
+            "utf16_length",
+            "validate_markdown",
+            "workflow_command",
+        ]
+    )
+    # The resolver's process never needs this package; the CLI imports it lazily.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, byokctl.cli; print('byokctl.github' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "False"
