@@ -357,7 +357,7 @@ def credits(name: str | None, since: str | None, store: str | None, fmt: str) ->
 
 
 @cli.command()
-@click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option(
     "--pr", type=click.IntRange(1), default=None, help="Default: from $GITHUB_EVENT_PATH."
 )
@@ -388,14 +388,20 @@ def credits(name: str | None, since: str | None, store: str | None, fmt: str) ->
     "close it when clean.",
 )
 @click.option("--author", default=None, help="Only a comment by this login counts as ours.")
+@click.option(
+    "--failed",
+    is_flag=True,
+    help="No PLANFILE: replace the comment with a note that the plan failed (its run's link).",
+)
 def comment(
-    planfile: Path,
+    planfile: Path | None,
     pr: int | None,
     mode: str,
     marker_id: str | None,
     allow_readonly: bool,
     drift_issue: str | None,
     author: str | None,
+    failed: bool,
 ) -> int:
     """Post a saved plan as one sticky pull-request comment (GitHub REST API).
 
@@ -414,6 +420,7 @@ def comment(
         allow_readonly=allow_readonly,
         drift_issue=drift_issue,
         author=author,
+        failed=failed,
         out=sys.stdout,
         err=sys.stderr,
     )

@@ -21,6 +21,7 @@ from byokctl.github import (
     Mode,
     Repository,
     comment_body,
+    failure_body,
     marker,
     sync_comment,
     sync_drift_issue,
@@ -29,7 +30,7 @@ from byokctl.plan import planfile
 
 
 def comment(
-    plan_path: Path,
+    plan_path: Path | None,
     *,
     pr: int | None,
     mode: Mode,
@@ -39,6 +40,7 @@ def comment(
     author: str | None,
     out: TextIO,
     err: TextIO,
+    failed: bool = False,
     env: Mapping[str, str] = os.environ,
     max_wait: float = 60.0,
 ) -> int:
@@ -46,9 +48,19 @@ def comment(
 
     With ``drift_issue`` (a label), keep one open issue with that label instead: opened or
     updated while the plan has changes, closed when it has none. A 403 (a fork's
-    read-only token) exits 0 with a warning when ``allow_readonly`` is set.
+    read-only token) exits 0 with a warning when ``allow_readonly`` is set. With
+    ``failed`` (and no plan), the comment says the plan failed, so an outdated plan is
+    never left standing on a pull request whose latest push broke it.
     """
-    saved = planfile.read_plan(plan_path)
+    if failed == (plan_path is not None):
+        raise ByokError(
+            "give either PLANFILE or --failed",
+            hint="byokctl comment byok.plan, or (in a step that runs on failure) "
+            "byokctl comment --failed",
+        )
+    if failed and drift_issue:
+        raise ByokError("--failed is for the pull-request comment, not the drift issue")
+    saved = planfile.read_plan(plan_path) if plan_path is not None else None
     repository = Repository.parse(_required(env, "GITHUB_REPOSITORY", "OWNER/NAME"))
     token = env.get("GITHUB_TOKEN") or env.get("GH_TOKEN")
     if not token:
@@ -60,10 +72,15 @@ def comment(
     api_url = env.get("GITHUB_API_URL") or DEFAULT_API_URL
     kind = "drift" if drift_issue else "plan"
     marker_line = marker(marker_id or default_marker_id(env), kind)
-    body = comment_body(saved, marker_line=marker_line, run_url=run_url(env))
+    if saved is None:
+        body = failure_body(
+            marker_line=marker_line, run_url=run_url(env), sha=env.get("GITHUB_SHA")
+        )
+    else:
+        body = comment_body(saved, marker_line=marker_line, run_url=run_url(env))
     try:
         with GitHubClient(repository, token=token, api_url=api_url, max_wait=max_wait) as client:
-            if drift_issue:
+            if drift_issue and saved is not None:
                 outcome = sync_drift_issue(client, label=drift_issue, plan=saved, body=body)
                 what = f"drift issue ({drift_issue})"
             else:

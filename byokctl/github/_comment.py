@@ -83,6 +83,17 @@ def comment_body(
     return body if utf16_length(body) <= limit else _cut_utf16(body, limit)
 
 
+def failure_body(*, marker_line: str, run_url: str | None, sha: str | None) -> str:
+    """The comment when the plan could not be made: the previous plan no longer holds."""
+    commit = f" for {html.escape(sha[:12])}" if sha else ""
+    where = f"[the run's log and annotations]({run_url})" if run_url else "the run's log"
+    return (
+        f"{marker_line}\n### byokctl plan\n\n> [!WARNING]\n> **The plan failed{commit}**: "
+        "the workspace files could not be planned, so there is no plan to review. See "
+        f"{where}, fix the files and push again.\n"
+    )
+
+
 def _cut_utf16(text: str, limit: int) -> str:
     units = 0
     for i, char in enumerate(text):

@@ -334,6 +334,7 @@ def test_the_public_surface() -> None:
             "destroy_warning",
             "escape_data",
             "escape_property",
+            "failure_body",
             "format_outputs",
             "guard_streams",
             "marker",

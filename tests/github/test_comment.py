@@ -348,3 +348,23 @@ def test_through_the_cli(
     assert main(["comment", str(plan_file), "--pr", "3"]) == 1
     _, err = capsys.readouterr()
     assert "401" in err and "Traceback" not in err and "nope" not in err
+
+
+def test_a_failed_plan_replaces_the_comment(
+    api: FakeGitHub, plan_file: Path, tmp_path: Path
+) -> None:
+    env = {**env_for(api, tmp_path), "GITHUB_SHA": "0123456789abcdef0123"}
+    run(plan_file, env)
+    [before] = ours(api)
+    code, _, err = run(None, env, failed=True)  # type: ignore[arg-type]
+    assert code == 0, err
+    [after] = ours(api)
+    assert after["id"] == before["id"]
+    body = str(after["body"])
+    assert "The plan failed for 0123456789ab" in body
+    assert "https://github.example/acme/byok-config/actions/runs/4242" in body
+    assert "### byokctl plan" in body and "<details>" not in body
+    with pytest.raises(ByokError, match="either PLANFILE or --failed"):
+        run(plan_file, env, failed=True)
+    with pytest.raises(ByokError, match="either PLANFILE or --failed"):
+        run(None, env)  # type: ignore[arg-type]

@@ -146,10 +146,14 @@ def job(repo: Path, tmp_path: Path, api: FakeGitHub, sandbox: Sandbox) -> Job:
     return Job(repo, tmp_path, api, sandbox)
 
 
+#: Steps that run only when an earlier one failed (``if: failure()``).
+ON_FAILURE = {"Say on the pull request that the plan failed"}
+
+
 def ok(results: list[StepResult]) -> dict[str, StepResult]:
     for r in results:
         assert r.code == 0, f"{r.name} failed ({r.code}):\n{r.log}"
-        assert r.kind != "skipped", r.name
+        assert (r.kind == "skipped") == (r.name in ON_FAILURE), r.name
     return {r.name: r for r in results}
 
 
@@ -291,7 +295,11 @@ def test_a_runner_local_sqlite_store_is_refused(job: Job, repo: Path, api: FakeG
     [cmd] = runner.commands(by_name["Plan"].stdout)
     assert cmd.name == "error" and "PostgreSQL" in cmd.message
     assert by_name["Comment the plan on the pull request"].kind == "skipped"
-    assert api.requests == []
+    # The failure step replaces the sticky comment: no stale plan stays up for review.
+    assert by_name["Say on the pull request that the plan failed"].code == 0
+    [comment] = api.comments[9]
+    assert str(comment["body"]).startswith("<!-- byokctl:plan id=. -->\n")
+    assert "The plan failed" in str(comment["body"])
 
 
 ACTION_WORKFLOW = """
