@@ -53,7 +53,7 @@ def destroy_warning(plan: Plan) -> str:
     noun = "workspace" if len(deleted) == 1 else "workspaces"
     return (
         f"> [!CAUTION]\n> **This plan destroys {len(deleted):,} {noun}:** {_names(deleted)}. "
-        "Merging removes their providers and keys from the live store.\n\n"
+        "Applying it removes their providers and keys from the live store.\n\n"
     )
 
 

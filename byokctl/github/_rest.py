@@ -200,7 +200,8 @@ class GitHubClient:
                 raise GitHubError(
                     f"GitHub's rate limit: {method} {path} may retry in {delay:.0f} s, "
                     f"more than the {self._max_wait:.0f} s byokctl waits",
-                    status=response.status_code,
+                    # 429 even when GitHub said 403: a rate limit is not a read-only token.
+                    status=429,
                     hint="run the job again later, or use a token with a higher limit",
                 )
             self._sleep(delay)

@@ -72,3 +72,14 @@ def test_what_init_writes_is_lint_clean(tmp_path: Path, capsys: pytest.CaptureFi
     assert done.returncode == 0, done.stdout + done.stderr
     done = tool("zizmor", "--offline", "--no-progress", tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_pre_commit_accepts_the_manifest_and_the_scaffolded_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    done = tool("pre-commit", "validate-manifest", ROOT / ".pre-commit-hooks.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert main(["init", str(tmp_path)]) == 0
+    capsys.readouterr()
+    done = tool("pre-commit", "validate-config", tmp_path / ".pre-commit-config.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
