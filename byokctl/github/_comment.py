@@ -40,7 +40,10 @@ def utf16_length(text: str) -> int:
 
 
 def _names(names: list[str]) -> str:
-    shown = ", ".join(f"<code>{html.escape(n)}</code>" for n in names[:_NAMES_SHOWN])
+    # One line each, HTML-escaped: a name can end neither the alert nor the code span.
+    shown = ", ".join(
+        f"<code>{html.escape(' '.join(n.split()))}</code>" for n in names[:_NAMES_SHOWN]
+    )
     more = len(names) - _NAMES_SHOWN
     return shown + (f" and {more:,} more" if more > 0 else "")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -368,3 +369,30 @@ def test_a_failed_plan_replaces_the_comment(
         run(plan_file, env, failed=True)
     with pytest.raises(ByokError, match="either PLANFILE or --failed"):
         run(None, env)  # type: ignore[arg-type]
+
+
+def test_a_hostile_name_cannot_break_out_of_the_comment() -> None:
+    from byokctl.plan import Change, Plan
+
+    evil = "evil\n# injected <img src=x onerror=alert(1)>\n::error::x %0A"
+    plan = Plan(
+        changes=(
+            Change(
+                name=evil, action=Action.DELETE, reasons=("gone\n## also injected",), drift=True
+            ),
+        ),
+        unmanaged=(evil,),
+        serial=1,
+        sources={},
+        created_at=CREATED_AT,
+    )
+    body = comment_body(plan, marker_line=marker("."), run_url=None)
+    lines = body.splitlines()
+    # Every text from the plan stays on its own line of HTML or an alert: no blank line, no
+    # line of its own that Markdown could read as a heading.
+    assert not any(line.startswith(("# injected", "## also injected", "::")) for line in lines)
+    # Raw HTML only inside code spans (where Markdown shows it as text), never outside.
+    assert "<img" not in re.sub(r"`[^`\n]*`", "", body)
+    assert lines[1] == "> [!CAUTION]" and lines[2].startswith(
+        "> **This plan destroys 1 workspace:**"
+    )
