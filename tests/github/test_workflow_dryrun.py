@@ -26,6 +26,7 @@ from byokctl.sandbox import Sandbox
 from tests.github import runner
 from tests.github.dryrun import Runner, StepResult
 from tests.github.fake_api import TOKEN, FakeGitHub, serve
+from tests.pg import postgres_database, postgres_schema_url  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 GITOPS = ROOT / "examples" / "gitops"
@@ -376,3 +377,26 @@ def test_the_composite_action(job: Job, repo: Path, api: FakeGitHub) -> None:
     assert apply.code == 1
     assert apply.outputs["exitcode"] == "1" and apply.outputs["failure-reason"] == "plan-stale"
     assert "stale plan" in apply.log
+
+
+def test_on_the_shared_postgresql_store(
+    job: Job, repo: Path, api: FakeGitHub, request: pytest.FixtureRequest
+) -> None:
+    """The setup docs/github.md asks for: no SQLite override, one store for every runner."""
+    database: str = request.getfixturevalue("postgres_database")
+    job.variables = {}
+    job.secrets["BYOK_STORE"] = postgres_schema_url(database)
+    event = pr_event(21, "opened", git(repo, "rev-parse", "HEAD"))
+    steps = ok(job.run("byok-plan.yml", "plan", "pull_request", event))
+    assert steps["Plan"].outputs["to_add"] == "5"
+    ok(job.run("byok-apply.yml", "apply", "push", {"ref": "refs/heads/main"}))
+    # A later job on a fresh runner sees what the apply wrote: nothing left to do.
+    steps = ok(job.run("byok-plan.yml", "plan", "pull_request", {**event, "action": "synchronize"}))
+    assert steps["Plan"].outputs == {
+        "changes": "false",
+        "to_add": "0",
+        "to_change": "0",
+        "to_destroy": "0",
+    }
+    [comment] = api.comments[21]
+    assert "No changes. The live state matches the files." in str(comment["body"])
