@@ -47,6 +47,7 @@ class Repository:
 
     @classmethod
     def parse(cls, text: str) -> Repository:
+        """``OWNER/NAME`` → a repository; a clear error for anything else."""
         owner, sep, name = text.partition("/")
         if not sep or not owner or not name or "/" in name:
             raise ByokError(
@@ -57,6 +58,7 @@ class Repository:
 
     @property
     def path(self) -> str:
+        """The repository's REST path, ``/repos/OWNER/NAME``."""
         return f"/repos/{self.owner}/{self.name}"
 
 
@@ -103,14 +105,17 @@ class GitHubClient:
         return self._pages(f"{self.repository.path}/issues/{issue}/comments")
 
     def create_comment(self, issue: int, body: str) -> Json:
+        """Post a new comment on issue or pull request ``issue``."""
         return self._json("POST", f"{self.repository.path}/issues/{issue}/comments", {"body": body})
 
     def update_comment(self, comment_id: int, body: str) -> Json:
+        """Replace the body of comment ``comment_id``."""
         return self._json(
             "PATCH", f"{self.repository.path}/issues/comments/{comment_id}", {"body": body}
         )
 
     def delete_comment(self, comment_id: int) -> None:
+        """Delete comment ``comment_id``."""
         self._request("DELETE", f"{self.repository.path}/issues/comments/{comment_id}")
 
     # -- issues (the drift issue) ------------------------------------------------------
@@ -124,6 +129,7 @@ class GitHubClient:
                 yield item
 
     def create_issue(self, title: str, body: str, labels: list[str]) -> Json:
+        """Open an issue with ``labels``."""
         return self._json(
             "POST",
             f"{self.repository.path}/issues",
@@ -131,6 +137,7 @@ class GitHubClient:
         )
 
     def update_issue(self, number: int, fields: Json) -> Json:
+        """Edit issue ``number`` (its body, or its state to close it)."""
         return self._json("PATCH", f"{self.repository.path}/issues/{number}", fields)
 
     # -- the transport -----------------------------------------------------------------
