@@ -22,7 +22,7 @@ never from decrypted values.
     │   ├── LockHeldError          another run holds the lock
     │   ├── StalePlanError         a saved plan no longer matches the store or files
     │   └── MasterKeyError         missing or wrong master key
-    └── VerificationError          credential verification could not run
+    └── VerificationError          verification could not run, or a check refuses the change
 """
 
 from __future__ import annotations
@@ -94,4 +94,4 @@ class MasterKeyError(StoreError):
 
 
 class VerificationError(ByokError):
-    """Credential verification could not run at all."""
+    """Credential verification could not run, or a provider's check refuses the change."""

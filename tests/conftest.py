@@ -17,7 +17,9 @@ import pytest
 
 from byokctl.sops import find_sops_binary
 
-_ENV_PREFIXES = ("SOPS_", "BYOK_", "XDG_")
+# GITHUB_ too: under GitHub Actions the CLI writes to $GITHUB_OUTPUT and the step summary,
+# and a test must never write to the real job's files.
+_ENV_PREFIXES = ("SOPS_", "BYOK_", "XDG_", "GITHUB_")
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ present", and a pipeline must never read a typo as that.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,8 +33,21 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
-def validate(paths: tuple[str, ...], fmt: str) -> int:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+    help="sarif: SARIF 2.1.0 for GitHub code scanning.",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="RULE",
+    help="Report only this rule id (repeatable), e.g. secret-not-encrypted.",
+)
+def validate(paths: tuple[str, ...], fmt: str, only: tuple[str, ...]) -> int:
     """Check workspace files: structure, rules, encryption status. Needs no key.
 
     PATHS are files or directories (searched recursively; default: ./workspaces).
@@ -41,7 +55,10 @@ def validate(paths: tuple[str, ...], fmt: str) -> int:
     """
     from byokctl.commands.validate import validate as run  # noqa: PLC0415 - fast startup
 
-    return run(paths, fmt="json" if fmt == "json" else "text", out=sys.stdout)
+    chosen: Literal["text", "json", "sarif"] = (
+        "json" if fmt == "json" else "sarif" if fmt == "sarif" else "text"
+    )
+    return run(paths, fmt=chosen, out=sys.stdout, err=sys.stderr, only=only)
 
 
 FORMAT_PLAN = click.Choice(["text", "json", "markdown"])
@@ -345,6 +362,95 @@ def credits(name: str | None, since: str | None, store: str | None, fmt: str) ->
     )
 
 
+@cli.command()
+@click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option(
+    "--pr", type=click.IntRange(1), default=None, help="Default: from $GITHUB_EVENT_PATH."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["update", "recreate", "delete"]),
+    default="update",
+    show_default=True,
+    help="update: edit the comment in place; recreate: delete and post it again; "
+    "delete: remove it.",
+)
+@click.option(
+    "--id",
+    "marker_id",
+    default=None,
+    help="Which comment is ours (default: this config directory, relative to the repo).",
+)
+@click.option(
+    "--allow-readonly",
+    is_flag=True,
+    help="Exit 0 with a warning when the token may not comment (a fork's pull request).",
+)
+@click.option(
+    "--drift-issue",
+    metavar="LABEL",
+    default=None,
+    help="Instead: keep one open issue with this label while the plan has changes; "
+    "close it when clean.",
+)
+@click.option("--author", default=None, help="Only a comment by this login counts as ours.")
+@click.option(
+    "--failed",
+    is_flag=True,
+    help="No PLANFILE: replace the comment with a note that the plan failed (its run's link).",
+)
+def comment(
+    planfile: Path | None,
+    pr: int | None,
+    mode: str,
+    marker_id: str | None,
+    allow_readonly: bool,
+    drift_issue: str | None,
+    author: str | None,
+    failed: bool,
+) -> int:
+    """Post a saved plan as one sticky pull-request comment (GitHub REST API).
+
+    Needs GITHUB_REPOSITORY and GITHUB_TOKEN (GITHUB_API_URL for GitHub Enterprise).
+    """
+    from byokctl.commands.comment import comment as run  # noqa: PLC0415
+
+    chosen: Literal["update", "recreate", "delete"] = (
+        "recreate" if mode == "recreate" else "delete" if mode == "delete" else "update"
+    )
+    return run(
+        planfile,
+        pr=pr,
+        mode=chosen,
+        marker_id=marker_id,
+        allow_readonly=allow_readonly,
+        drift_issue=drift_issue,
+        author=author,
+        failed=failed,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+
+
+@cli.command()
+@click.argument(
+    "directory", type=click.Path(file_okay=False, path_type=Path), default=Path(), required=False
+)
+@click.option(
+    "--age-recipient",
+    metavar="AGE1…",
+    default=None,
+    help="Encrypt to this age public key (default: create an identity in DIR/.byok/age.key).",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def init(directory: Path, age_recipient: str | None, force: bool) -> int:
+    """Scaffold a config repository in DIRECTORY: .sops.yaml, an example workspace,
+    the GitHub workflows, pre-commit hooks and .gitignore."""
+    from byokctl.commands.init import init as run  # noqa: PLC0415
+
+    return run(directory, age_recipient=age_recipient, force=force, out=sys.stdout, err=sys.stderr)
+
+
 def _plan_format(fmt: str) -> Literal["text", "json", "markdown"]:
     return "json" if fmt == "json" else "markdown" if fmt == "markdown" else "text"
 
@@ -364,4 +470,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return result if isinstance(result, int) else 0
 
-    return guarded(run)
+    if os.environ.get("GITHUB_ACTIONS", "").lower() != "true":
+        return guarded(run)
+    # The runner reads workflow commands from our output: no line from a file may be one.
+    from byokctl.github import guard_streams  # noqa: PLC0415
+
+    with guard_streams():
+        return guarded(run)

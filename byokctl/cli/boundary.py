@@ -8,6 +8,7 @@ Every text that leaves the process goes through :func:`~byokctl.model.redact`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -18,7 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from byokctl import __version__
-from byokctl.errors import EXIT_CRASH, EXIT_INTERRUPTED, ByokError
+from byokctl.errors import (
+    EXIT_CRASH,
+    EXIT_INTERRUPTED,
+    ByokError,
+    ConfigError,
+    LockHeldError,
+    SopsError,
+    StalePlanError,
+    VerificationError,
+)
 from byokctl.model import redact
 
 _URL_CREDENTIALS = re.compile(r"(://[^/@\s]*?:)[^/@\s]*@")
@@ -43,6 +53,7 @@ def guarded(run: Callable[[], int]) -> int:
         print(f"byokctl: error: {_scrub(exc.message)}", file=sys.stderr)
         if exc.hint:
             print(f"  hint: {_scrub(exc.hint)}", file=sys.stderr)
+        _report_failure(exc)
         return 1
     except KeyboardInterrupt:
         print("byokctl: interrupted", file=sys.stderr)
@@ -56,6 +67,32 @@ def guarded(run: Callable[[], int]) -> int:
             file=sys.stderr,
         )
         return EXIT_CRASH
+
+
+def failure_reason(exc: ByokError) -> str | None:
+    """Why a pipeline failed, as the action's ``failure-reason`` output names it."""
+    if isinstance(exc, StalePlanError):
+        return "plan-stale"
+    if isinstance(exc, LockHeldError):
+        return "state-locked"
+    if isinstance(exc, ConfigError | SopsError):
+        return "invalid-config"
+    if isinstance(exc, VerificationError):  # refuse_failed_enable: plan and apply alike
+        return "verify-failed"
+    return None
+
+
+def _report_failure(exc: ByokError) -> None:
+    """Under GitHub Actions: the failure's class as the ``failure_reason`` step output."""
+    reason = failure_reason(exc)
+    if reason is None or os.environ.get("GITHUB_ACTIONS", "").lower() != "true":
+        return
+    from byokctl.github import Actions  # noqa: PLC0415
+
+    actions = Actions.from_env()
+    if actions is not None:
+        with contextlib.suppress(ByokError):  # the error at hand matters more
+            actions.set_outputs({"failure_reason": reason})
 
 
 def write_crash_log(exc: BaseException) -> Path | None:

@@ -71,6 +71,11 @@ def read_desired(
     loaded = load_desired(paths, identities=load_identities())
     for d in [*tracked_secret_files(), *loaded.diagnostics]:
         print(d.format(), file=err)
+    from byokctl.github import Actions  # noqa: PLC0415
+
+    actions = Actions.from_env()
+    if actions is not None:  # the same findings as annotations on the pull request's files
+        actions.annotate(loaded.diagnostics, err)
     if not loaded.ok:
         errors = sum(d.severity == "error" for d in loaded.diagnostics)
         raise ConfigError(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -12,8 +13,10 @@ from byokctl.commands._common import make_plan, open_live_store, store_url, use_
 from byokctl.errors import ByokError
 from byokctl.model import Workspace
 from byokctl.plan import FieldChange, Plan, planfile
-from byokctl.render import render_text
+from byokctl.render import render_markdown, render_text
 from byokctl.verify import refuse_failed_enable, verify_plan
+
+_NO_CHANGES = "No changes. The live state matches the files."
 
 #: Asks the operator to confirm; returns their answer.
 Confirm = Callable[[str], str]
@@ -98,6 +101,7 @@ def apply(
                 result_plan = verify_plan(result_plan, parallelism=parallelism, err=err)
             print(render_text(result_plan, color=use_color(out)).rstrip("\n"), file=out)
             if not result_plan.has_changes:
+                _report_to_actions(result_plan, _NO_CHANGES)
                 return 0
             if verify:
                 refuse_failed_enable(result_plan)
@@ -112,7 +116,8 @@ def apply(
                     print("Apply cancelled.", file=out)
                     return 1
         if not result_plan.has_changes:
-            print("No changes. The live state matches the files.", file=out)
+            print(_NO_CHANGES, file=out)
+            _report_to_actions(result_plan, _NO_CHANGES)
             return 0
         result = apply_plan(
             live_store,
@@ -123,7 +128,30 @@ def apply(
             held=held,
         )
     print(_summary(result), file=out)
+    _report_to_actions(result_plan, _summary(result))
     return 0
+
+
+def _report_to_actions(applied: Plan, result_line: str) -> None:
+    """Under GitHub Actions: what was applied, and the result, in the step summary."""
+    from byokctl.github import Actions, apply_markdown  # noqa: PLC0415
+
+    actions = Actions.from_env()
+    if actions is not None:
+        actions.append_summary(
+            apply_markdown(render_markdown(applied), result_line, commit_url=commit_url())
+        )
+
+
+def commit_url(env: Mapping[str, str] = os.environ) -> str | None:
+    """The page of the commit being applied: GitHub lists the pull request (and its plan
+    comment) that merged it there."""
+    server, repo, sha = (
+        env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_SHA")
+    )
+    if server and repo and sha:
+        return f"{server.rstrip('/')}/{repo}/commit/{sha}"
+    return None
 
 
 def _summary(result: ApplyResult) -> str:

@@ -24,6 +24,16 @@ def render(plan: Plan, fmt: PlanFormat, *, color: bool) -> str:
     return render_text(plan, color=color)
 
 
+def report_to_actions(result: Plan) -> None:
+    """Under GitHub Actions: the plan in the step summary, its counts as step outputs."""
+    from byokctl.github import Actions, plan_outputs  # noqa: PLC0415
+
+    actions = Actions.from_env()
+    if actions is not None:
+        actions.append_summary(render_markdown(result))
+        actions.set_outputs(plan_outputs(result.summary, has_changes=result.has_changes))
+
+
 def plan(
     paths: Sequence[str],
     *,
@@ -66,6 +76,7 @@ def plan(
             file=err,
         )
     print(render(result, fmt, color=use_color(out)).rstrip("\n"), file=out)
+    report_to_actions(result)
     if verify:
         # apply's own rule: what it would refuse fails the plan (exit 1, also with
         # --detailed-exitcode), so a green pull-request check means the merge applies.

@@ -138,7 +138,7 @@ def _finding_items(findings: tuple[CheckFinding, ...]) -> str:
 
 def _details(change: Change) -> str:
     drift = " ⚠️ drift" if change.drift else ""
-    title = html.escape(change.reason)
+    title = _inline(change.reason)
     lines: list[str] = []
     if change.drift:
         lines.append(f"# drift: {change.drift_reason}")
@@ -162,7 +162,7 @@ def _details(change: Change) -> str:
     body = "\n".join(lines)
     fence = _fence(body)
     return (
-        f"<details><summary><b>{_action(change)}</b> <code>{html.escape(change.name)}</code>"
+        f"<details><summary><b>{_action(change)}</b> <code>{_inline(change.name)}</code>"
         f"{drift}: {title}</summary>\n\n{fence}diff\n{body}\n{fence}\n\n</details>\n\n"
     )
 
@@ -183,8 +183,14 @@ def _fence(body: str) -> str:
     return "`" * max(3, longest + 1)
 
 
+def _inline(text: str) -> str:
+    # One line: a line break (worse, a blank line) would end the HTML block or the alert
+    # it stands in, and what follows would be read as Markdown.
+    return html.escape(" ".join(text.split()))
+
+
 def _code(text: str) -> str:
-    return text.replace("`", "'")
+    return " ".join(text.split()).replace("`", "'")
 
 
 def _text(text: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Final, TextIO
 
-from byokctl.errors import ByokError
+from byokctl.errors import VerificationError
 from byokctl.model import Workspace
 from byokctl.plan import CheckFinding, CredentialCheck, Plan
 from byokctl.verify._cache import VerifyCache
@@ -97,7 +97,9 @@ def refuse_failed_enable(plan: Plan) -> tuple[CheckFinding, ...]:
         else "fix the credentials or model (`byokctl plan` shows why), enable another "
         "provider, or pass --no-verify to apply anyway"
     )
-    raise ByokError(f"refusing to enable providers whose verification failed: {shown}", hint=hint)
+    raise VerificationError(
+        f"refusing to enable providers whose verification failed: {shown}", hint=hint
+    )
 
 
 def verify_plan(
