@@ -24,7 +24,18 @@ RULE_HELP: Final[dict[str, str]] = {
     "plans deletions.",
     "symlink-outside-tree": "A symlink in a searched directory leads out of it.",
     "file-too-large": "The file is over 1 MiB.",
-    "file-unreadable": "The file cannot be read.",
+    "file-unreadable": "The file or a directory cannot be read (permissions, I/O error).",
+    "symlink-loop": "A symlink whose links lead back to itself.",
+    "not-a-regular-file": "A FIFO, a device or a socket where a workspace file was expected.",
+    "control-character": (
+        "A non-secret string holds a control character (a trailing newline, ESC, BEL...) or an "
+        "invisible one (zero-width, bidirectional override): two values that print alike must "
+        "never be two values."
+    ),
+    "master-key-in-git": (
+        "git tracks a master key: whoever can read the repository can decrypt the store."
+    ),
+    "store-in-git": "git tracks a store file: live state does not belong in git.",
     "not-utf8": "The bytes are not UTF-8 (position of the first bad byte).",
     "empty-file": "The file holds nothing but whitespace or comments.",
     "yaml-syntax": "The YAML does not parse.",

@@ -22,7 +22,13 @@ from hypothesis import strategies as st
 from byokctl.cli import main
 from byokctl.cli.boundary import failure_reason
 from byokctl.config.diagnostics import error, warning
-from byokctl.errors import ByokError, ConfigError, LockHeldError, StalePlanError
+from byokctl.errors import (
+    ByokError,
+    ConfigError,
+    LockHeldError,
+    StalePlanError,
+    VerificationError,
+)
 from byokctl.github import (
     DEFUSED_PREFIX,
     Actions,
@@ -290,7 +296,7 @@ def test_failure_reasons() -> None:
     assert failure_reason(LockHeldError("x")) == "state-locked"
     assert failure_reason(ConfigError("x")) == "invalid-config"
     assert (
-        failure_reason(ByokError("refusing to enable providers whose verification failed: a"))
+        failure_reason(VerificationError("refusing to enable providers whose verification failed"))
         == "verify-failed"
     )
     assert failure_reason(ByokError("something else")) is None
