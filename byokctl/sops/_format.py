@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -73,6 +74,32 @@ def go_format_float(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     # repr() gives the shortest round-tripping digits, as Go's precision -1 does.
     return format(Decimal(repr(value)).normalize(), "f")
+
+
+def as_printed_by_sops(value: float) -> float | int:
+    """The number ``sops decrypt`` prints for a float, as a YAML reader gets it back.
+
+    go-yaml writes floats with ``strconv.FormatFloat(v, 'g', -1, 64)``: shortest digits,
+    an exponent from 1e+06 up and below 1e-04, and no decimal point for a whole number
+    (``2.0`` prints as ``2``). So a whole float under a million reads back as an int.
+    """
+    if value.is_integer() and abs(value) < 1e6:
+        return int(value)
+    return value
+
+
+def parse_rfc3339(text: str) -> datetime | None:
+    """A timestamp already matching :data:`RFC3339_RE`, if Go's RFC 3339 parser takes it.
+
+    Go checks every field's range (offset hours 0-23, minutes 0-59) as Python does for
+    the date and time; ``None`` for anything either refuses.
+    """
+    if text[19] != "Z" and (int(text[20:22]) > 23 or int(text[23:25]) > 59):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

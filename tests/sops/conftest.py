@@ -112,7 +112,7 @@ def sops_decrypt(sops_bin: Path, path: Path, env: Mapping[str, str]) -> list[Any
 
 
 def first_difference(left: Any, right: Any, path: str = "") -> str | None:
-    """Where two decoded documents differ (a path), or None: readable test failures."""
+    """Where two decoded documents differ (a path and the types, never the values), or None."""
     if isinstance(left, dict) and isinstance(right, dict):
         if list(left) != list(right):
             return f"{path or '/'}: keys {list(left)} != {list(right)}"
@@ -129,7 +129,10 @@ def first_difference(left: Any, right: Any, path: str = "") -> str | None:
             if found:
                 return found
         return None
-    return None if left == right else f"{path}: {left!r} != {right!r}"
+    # Types too: True == 1 and 2 == 2.0 in Python, but not in what sops prints.
+    if type(left) is not type(right) or left != right:
+        return f"{path}: {type(left).__name__} != {type(right).__name__}"
+    return None
 
 
 @dataclass(frozen=True)
