@@ -7,6 +7,7 @@ call gets an explicit environment whose HOME and XDG_CONFIG_HOME are temporary d
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -94,7 +95,16 @@ def run_sops(
 
 
 class SopsOutputLoader(yaml.SafeLoader):
-    """PyYAML plus YAML 1.2 floats such as ``1e+20``, which sops (go-yaml) writes bare."""
+    """PyYAML plus YAML 1.2 floats such as ``1e+20``, which sops (go-yaml) writes bare.
+
+    go-yaml writes infinities as ``.inf``; a bare ``1e400`` is a string it did not quote
+    because it is no float64.
+    """
+
+
+def _construct_float(loader: SopsOutputLoader, node: yaml.ScalarNode) -> float | str:
+    value = loader.construct_yaml_float(node)
+    return node.value if math.isinf(value) and ".inf" not in node.value.lower() else value
 
 
 SopsOutputLoader.add_implicit_resolver(
@@ -102,6 +112,7 @@ SopsOutputLoader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
     list("-+.0123456789"),
 )
+SopsOutputLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 def sops_decrypt(sops_bin: Path, path: Path, env: Mapping[str, str]) -> list[Any]:

@@ -85,6 +85,8 @@ offset: 2024-05-06T07:08:09+02:00
 nothing: null
 empty: ""
 quoted: "12345"
+utc_text: "2024-05-06T07:08:09+00:00"
+huge_text: "1e400"
 unicode: "héllo ✓"
 multiline: |
   first line
@@ -532,3 +534,40 @@ def test_a_yaml_comment_sops_would_decrypt_defers(
     verdict = native_verdict(content, load_identities(key_env))
     assert not verdict.accepted
     assert "YAML comment" in verdict.how
+
+
+@dataclass(frozen=True)
+class Flip:
+    key: str
+    kind: str
+    sops_accepts: bool
+
+
+FLIPS = [
+    Flip("count", "int64", sops_accepts=False),  # no such sops type: "Unknown datatype"
+    # Go's MarshalText writes the zero offset as Z: the bytes in the MAC differ.
+    Flip("utc_text", "time", sops_accepts=False),
+    # Go's ParseFloat refuses what overflows; Python's float() gives inf.
+    Flip("huge_text", "float", sops_accepts=False),
+    # The same bytes enter the MAC: sops accepts and prints the number (or the text).
+    Flip("quoted", "int", sops_accepts=True),
+    Flip("quoted", "float", sops_accepts=True),
+    Flip("count", "str", sops_accepts=True),
+]
+
+
+@pytest.mark.parametrize("flip", FLIPS, ids=lambda f: f"{f.key}-{f.kind}")
+def test_flipped_types_get_sops_verdict(
+    flip: Flip, seeds: dict[str, str], sops_bin: Path, key_env: dict[str, str]
+) -> None:
+    def edit(text: str) -> str:
+        pattern = rf"^({flip.key}: ENC\[.*type:)\w+\]$"
+        return re.sub(pattern, rf"\g<1>{flip.kind}]", text, flags=re.MULTILINE)
+
+    content = _seed_with(seeds, "everything", edit)
+    sops = Oracle(sops_bin, key_env)(content)
+    native = native_verdict(content, load_identities(key_env))
+    assert sops.accepted is flip.sops_accepts, sops.how
+    assert native.accepted is flip.sops_accepts, native.how
+    if flip.sops_accepts:
+        assert first_difference(native.documents, sops.documents) is None
