@@ -41,6 +41,9 @@ _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+# Scalars go-yaml copies into sops's string fields as they are written.
+_METADATA_SCALAR_TAGS = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL, _TIMESTAMP})
 
 # Spellings both PyYAML and go-yaml read as the same bool / number.
 _YAML_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False,
@@ -91,14 +94,17 @@ def decrypt(path: Path, content: bytes, identities: Identities) -> list[dict[str
             hint="encrypt it with `sops encrypt -i`, or check you gave the right file",
         )
     _refuse_decryptable_yaml_comments(content)
-    meta = _plain(_sops_node(documents[0]))
-    if not isinstance(meta, dict):
-        raise NeedsBinary("malformed sops metadata")
+    sops_node = _sops_node(documents[0])
+    meta = _plain(sops_node)
     try:
+        if not isinstance(meta, dict):
+            raise _format.UnsupportedMetadata("malformed sops metadata")
+        _format.check_metadata(meta)
         rule = _format.selection_rule(meta)
     except _format.UnsupportedMetadata as exc:
         raise NeedsBinary(str(exc)) from exc
-    mac_only = str(meta.get("mac_only_encrypted", "")).lower() == "true"
+    assert isinstance(sops_node, yaml.MappingNode)
+    mac_only = _mac_only_encrypted(sops_node)
     aes = AESGCM(_data_key(path, meta, identities))
 
     walker = _Walker(aes, rule, mac_only)
@@ -139,14 +145,44 @@ def _sops_node(node: yaml.Node) -> yaml.Node:
 
 
 def _plain(node: yaml.Node) -> Any:
-    """Metadata as raw strings, lists and dicts: sops reads these fields as strings."""
+    """Metadata as raw strings, lists and dicts, as go-yaml fills sops's string fields.
+
+    go-yaml refuses a duplicate key in the struct it decodes, merges ``<<`` keys, and
+    decodes ``!!binary`` into a string field: each of those defers.
+    """
     if isinstance(node, yaml.MappingNode):
-        return {str(k.value): _plain(v) for k, v in node.value}
+        out: dict[str, Any] = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag != _STR or key.value == "<<":
+                raise NeedsBinary("a metadata key sops may read differently")
+            if key.value in out:
+                raise NeedsBinary("a duplicate key in the sops metadata")
+            out[str(key.value)] = _plain(value)
+        return out
     if isinstance(node, yaml.SequenceNode):
         return [_plain(v) for v in node.value]
-    if isinstance(node, yaml.ScalarNode) and node.tag == _NULL and not node.style:
+    assert isinstance(node, yaml.ScalarNode)
+    if node.tag not in _METADATA_SCALAR_TAGS:
+        raise NeedsBinary("a tagged scalar in the sops metadata")
+    if node.tag == _NULL and not node.style:
         return None
     return node.value
+
+
+def _mac_only_encrypted(meta: yaml.MappingNode) -> bool:
+    """``mac_only_encrypted`` as Go's bool field takes it; other spellings defer."""
+    for key, value in meta.value:
+        if key.value != "mac_only_encrypted":
+            continue
+        if not isinstance(value, yaml.ScalarNode) or value.style:
+            raise NeedsBinary("mac_only_encrypted is not a YAML bool")
+        if value.tag == _NULL:
+            return False
+        if value.value not in _YAML_BOOLS:
+            # go-yaml also takes yes/no/on/off/y/n for a bool field; not mirrored here.
+            raise NeedsBinary("mac_only_encrypted is not true or false")
+        return _YAML_BOOLS[value.value]
+    return False
 
 
 def _data_key(path: Path, meta: dict[str, Any], identities: Identities) -> bytes:
@@ -238,12 +274,14 @@ class _Walker:
             raise NeedsBinary("a tagged mapping")
         self._check_node(node)
         out: dict[str, Any] = {}
+        seen: set[str] = set()
         for key_node, value_node in node.value:
             key = self._key(key_node)
+            if key in seen:
+                raise NeedsBinary("a duplicate key")
+            seen.add(key)
             if root and key == "sops":
                 continue
-            if key in out:
-                raise NeedsBinary("a duplicate key")
             out[key] = self._value(
                 value_node, [*path, key], matched=matched or self._rule.matches(key)
             )

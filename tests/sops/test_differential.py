@@ -181,6 +181,17 @@ TIMESTAMPS = [
     "2024-05-06T07:08:09.5Z", "not a time",
 ]  # fmt: skip
 
+# Lines to put into (or over) the sops block: go-yaml decodes it into a typed struct.
+META_LINES = [
+    "mac_only_encrypted: true", "mac_only_encrypted: yes", "mac_only_encrypted: 'false'",
+    "mac_only_encrypted: false", "mac_only_encrypted: 1", "mac_only_encrypted: ~",
+    "version: 3.11", "version: v3.11.0", "version: ''", "shamir_threshold: 1",
+    "pgp: 5", "pgp: []", "key_groups: ''", "unencrypted_suffix: _zzz",
+    "unencrypted_suffix: ''", "encrypted_regex: ^nothing$", "foo: bar",
+    "pgp:\n        - created_at: nope\n          enc: x\n          fp: ABCD",
+]  # fmt: skip
+_META_LINE = re.compile(r"^    ([a-z_]+): (?!\|).*$", re.MULTILINE)
+
 _ITEM = re.compile(r"^(\s*)- (?!.*: )(.*)$")  # a list item that is a scalar
 _KEY_VALUE = re.compile(r"^(\s*)([A-Za-z_][\w-]*): (?![|>])(\S.*)$")
 _LASTMODIFIED = re.compile(r'^(\s*lastmodified: )"?([^"\n]*)"?$', re.MULTILINE)
@@ -256,6 +267,7 @@ def _mutation(draw: st.DrawFn, doc: Document) -> str:
     leaves, items = doc.leaves(), doc.items()
     kinds = ["edit", "delete", "swap", "flip_type", "yaml_comment", "lastmodified", "mac"]
     kinds += ["rename_key", "requote"]  # changes sops's MAC does not see, or should not
+    kinds += ["meta_add", "meta_drop"]
     kinds += ["insert_item", "move_item"] if items else []
     kind = draw(st.sampled_from(kinds))
     if kind == "edit" and leaves:
@@ -306,6 +318,13 @@ def _mutation(draw: st.DrawFn, doc: Document) -> str:
         variants = [f"{same}+00:00", f"{same}.0Z", f"{same}-00:00"]
         stamp = draw(st.sampled_from(TIMESTAMPS + variants))
         doc.meta = _LASTMODIFIED.sub(lambda m: f'{m.group(1)}"{stamp}"', doc.meta, count=1)
+    elif kind == "meta_add":
+        line = draw(st.sampled_from(META_LINES))
+        doc.meta = doc.meta.replace("\nsops:\n", f"\nsops:\n    {line}\n", 1)
+    elif kind == "meta_drop":
+        fields = [m.group(0) for m in _META_LINE.finditer(doc.meta)]
+        dropped = draw(st.sampled_from(fields))
+        doc.meta = doc.meta.replace(dropped + "\n", "", 1)
     elif kind == "mac":
         doc.meta = _MAC.sub(lambda m: m.group(1) + ("A" if m.group(2) != "A" else "B"), doc.meta)
     return kind
@@ -571,3 +590,40 @@ def test_flipped_types_get_sops_verdict(
     assert native.accepted is flip.sops_accepts, native.how
     if flip.sops_accepts:
         assert first_difference(native.documents, sops.documents) is None
+
+
+@pytest.mark.parametrize(
+    ("seed", "line"),
+    [
+        ("workspace", "mac_only_encrypted: yes"),  # go-yaml: true (a YAML 1.1 bool)
+        ("workspace", "mac_only_encrypted: 1"),  # go-yaml: not a bool, refused
+        ("mac_only", "mac_only_encrypted: 'false'"),  # a string is no bool
+        ("workspace", "pgp: 5"),  # not a list
+        ("workspace", "key_groups: ''"),
+        ("workspace", "pgp:\n        - created_at: nope\n          enc: x\n          fp: ABCD"),
+    ],
+)
+def test_metadata_sops_refuses_is_never_accepted(
+    seed: str, line: str, seeds: dict[str, str], sops_bin: Path, key_env: dict[str, str]
+) -> None:
+    # sops decodes its metadata into a typed Go struct: each line makes it refuse the
+    # file (or, for `yes`, read mac_only_encrypted as true and find the MAC wrong).
+    content = _seed_with(seeds, seed, lambda t: t.replace("\nsops:\n", f"\nsops:\n    {line}\n"))
+    assert not Oracle(sops_bin, key_env)(content).accepted
+    assert not native_verdict(content, load_identities(key_env)).accepted
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda t: re.sub(r"\n    version: .*", "", t), id="no_version"),
+        pytest.param(lambda t: t + "sops:\n    version: 3.11.0\n", id="duplicate_sops_key"),
+        pytest.param(lambda t: re.sub(r"(\n    mac: .*)", r"\1\1", t), id="duplicate_mac"),
+    ],
+)
+def test_metadata_structure_sops_refuses_is_never_accepted(
+    edit: Callable[[str], str], seeds: dict[str, str], sops_bin: Path, key_env: dict[str, str]
+) -> None:
+    content = _seed_with(seeds, "workspace", edit)
+    assert not Oracle(sops_bin, key_env)(content).accepted
+    assert not native_verdict(content, load_identities(key_env)).accepted
