@@ -313,8 +313,7 @@ def _mutation(draw: st.DrawFn, doc: Document) -> str:
         # Other instants, and the same instant spelled another way (Go re-formats it
         # before using it as the MAC's additional data, so sops accepts some of those).
         current = _LASTMODIFIED.search(doc.meta)
-        assert current
-        same = current.group(2).removesuffix("Z")
+        same = current.group(2).removesuffix("Z") if current else "2024-05-06T07:08:09"
         variants = [f"{same}+00:00", f"{same}.0Z", f"{same}-00:00"]
         stamp = draw(st.sampled_from(TIMESTAMPS + variants))
         doc.meta = _LASTMODIFIED.sub(lambda m: f'{m.group(1)}"{stamp}"', doc.meta, count=1)
@@ -323,8 +322,9 @@ def _mutation(draw: st.DrawFn, doc: Document) -> str:
         doc.meta = doc.meta.replace("\nsops:\n", f"\nsops:\n    {line}\n", 1)
     elif kind == "meta_drop":
         fields = [m.group(0) for m in _META_LINE.finditer(doc.meta)]
-        dropped = draw(st.sampled_from(fields))
-        doc.meta = doc.meta.replace(dropped + "\n", "", 1)
+        if fields:
+            dropped = draw(st.sampled_from(fields))
+            doc.meta = doc.meta.replace(dropped + "\n", "", 1)
     elif kind == "mac":
         doc.meta = _MAC.sub(lambda m: m.group(1) + ("A" if m.group(2) != "A" else "B"), doc.meta)
     return kind
