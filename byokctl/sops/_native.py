@@ -302,7 +302,7 @@ class _Walker:
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, matched=matched)
         if isinstance(node, yaml.SequenceNode):
-            return self._sequence(node, path, matched=matched)
+            return self._sequence(node, path, matched=matched, nested=in_list)
         assert isinstance(node, yaml.ScalarNode)
         self._check_node(node)
         encrypted = matched if self._rule.match_means_encrypted else not matched
@@ -310,7 +310,9 @@ class _Walker:
             return self._encrypted_leaf(node, path, in_list=in_list)
         return self._plain_leaf(node)
 
-    def _sequence(self, node: yaml.SequenceNode, path: list[str], *, matched: bool) -> list[Any]:
+    def _sequence(
+        self, node: yaml.SequenceNode, path: list[str], *, matched: bool, nested: bool
+    ) -> list[Any]:
         if node.tag != _SEQ:
             raise NeedsBinary("a tagged sequence")
         self._check_node(node)
@@ -320,9 +322,11 @@ class _Walker:
             value = self._value(item, path, matched=matched, in_list=True)
             if value is not _COMMENT:
                 out.append(value)
-        if node.value and not out:
-            # go-yaml writes a list of nothing but comments in a way not checked here.
-            raise NeedsBinary("a list holding only comments")
+        if len(out) < len(node.value) and (nested or not out):
+            # sops prints these comments back as YAML comments, and go-yaml can print a
+            # list inside a list with one as YAML that no reader takes (seen with an
+            # empty list after it); a list of nothing but comments is not checked either.
+            raise NeedsBinary("a comment inside a nested list, or a list of only comments")
         return out
 
     def _encrypted_leaf(self, node: yaml.ScalarNode, path: list[str], *, in_list: bool) -> Any:

@@ -148,8 +148,23 @@ secrets:
   - s2
 """
 
+MULTI_DOC = f"""\
+name: first
+api_key: {CANARY}
+list: [a, b]
+---
+name: second
+values:
+  - 1
+  # a comment in the second document
+  - [2, 3]
+id_unencrypted: 5
+"""
+
 SEEDS = [
     Case("workspace", WORKSPACE, ("--encrypted-regex", "^api_key$")),
+    Case("workspace_regex", WORKSPACE, ("--unencrypted-regex", "^(name|notify|model|tiers)$")),
+    Case("multi_document", MULTI_DOC),
     Case("everything", EVERYTHING),
     Case("mixed", MIXED),
     Case(
@@ -175,6 +190,8 @@ PLAIN_VALUES = [
     "null", "~", '""', "''", '"quoted"', "yes", "0755", "1e3", "2024-01-01",
     "2024-05-06T07:08:09Z", "[]", "{}", "[a, 1]", "{k: v}", '"ENC[not really]"',
     _forged(b"forged comment", "comment"), _forged(b"forged", "str"),
+    "!!null x", "!!str", "!!str abc", "!!int 5", "!!binary AAAA", "&anchor x", "*anchor",
+    "a # trailing comment", "'it''s'", '"tab\\there"',
 ]  # fmt: skip
 TIMESTAMPS = [
     "2024-05-06T07:08:09Z", "2024-05-06T07:08:09+00:00", "2030-01-01T00:00:00Z",
@@ -627,3 +644,24 @@ def test_metadata_structure_sops_refuses_is_never_accepted(
     content = _seed_with(seeds, "workspace", edit)
     assert not Oracle(sops_bin, key_env)(content).accepted
     assert not native_verdict(content, load_identities(key_env)).accepted
+
+
+def test_a_comment_in_a_nested_list_defers(
+    seeds: dict[str, str], sops_bin: Path, key_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Found by the differential test: a comment item moved to the end of the nested list
+    # and the nested empty list moved after it, into the outer list. sops accepts the
+    # file but prints YAML that no reader takes; the native path must not serve what the
+    # binary path cannot.
+    def comment_in_nested(text: str) -> str:
+        comment = re.search(r"^\s*- (ENC\[.*type:comment\])$", text, flags=re.MULTILINE)
+        assert comment
+        return text.replace("\n      - []\n", f"\n      - {comment.group(1)}\n    - []\n", 1)
+
+    content = _seed_with(seeds, "everything", comment_in_nested)
+    sops = Oracle(sops_bin, key_env)(content)
+    assert sops.accepted and sops.documents is None, sops.how
+    identities = load_identities(key_env)
+    assert "nested list" in native_verdict(content, identities).how
+    with pytest.raises(DecryptionError, match="cannot read"):
+        decrypt_file(tmp_path / "nested.yaml", identities=identities, content=content)
