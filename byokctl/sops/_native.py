@@ -246,6 +246,10 @@ def _verify_mac(aes: AESGCM, meta: dict[str, Any], computed: str) -> None:
     # canonical spelling is known to survive that round trip unchanged.
     if mac is None or not _format.RFC3339_RE.fullmatch(lastmodified) or "+00:00" in lastmodified:
         raise NeedsBinary("MAC or lastmodified in an unexpected form")
+    if mac.type != "str":
+        # sops opens the MAC as a typed value and compares it with a string: any other
+        # type is a mismatch or an error there, whatever the bytes say.
+        raise NeedsBinary("a MAC that is not of type str")
     try:
         stored = aes.decrypt(mac.iv, mac.data + mac.tag, lastmodified.encode())
     except (InvalidTag, ValueError) as exc:

@@ -286,7 +286,7 @@ def _mutation(draw: st.DrawFn, doc: Document) -> str:
     leaves, items = doc.leaves(), doc.items()
     kinds = ["edit", "delete", "swap", "flip_type", "yaml_comment", "lastmodified", "mac"]
     kinds += ["rename_key", "requote"]  # changes sops's MAC does not see, or should not
-    kinds += ["meta_add", "meta_drop", "age_stanza", "age_recipient"]
+    kinds += ["meta_add", "meta_drop", "age_stanza", "age_recipient", "mac_type"]
     kinds += ["insert_item", "move_item"] if items else []
     kind = draw(st.sampled_from(kinds))
     if kind == "edit" and leaves:
@@ -361,6 +361,9 @@ def _mutation(draw: st.DrawFn, doc: Document) -> str:
             doc.meta = doc.meta[: hit.start(2)] + other + doc.meta[hit.end(2) :]
     elif kind == "mac":
         doc.meta = _MAC.sub(lambda m: m.group(1) + ("A" if m.group(2) != "A" else "B"), doc.meta)
+    elif kind == "mac_type":
+        new_type = draw(st.sampled_from(TYPES))
+        doc.meta = re.sub(r"(\n\s*mac: ENC\[.*type:)\w+\]", rf"\g<1>{new_type}]", doc.meta, count=1)
     return kind
 
 
@@ -665,6 +668,11 @@ def test_metadata_sops_refuses_is_never_accepted(
         pytest.param(lambda t: re.sub(r"\n    version: .*", "", t), id="no_version"),
         pytest.param(lambda t: t + "sops:\n    version: 3.11.0\n", id="duplicate_sops_key"),
         pytest.param(lambda t: re.sub(r"(\n    mac: .*)", r"\1\1", t), id="duplicate_mac"),
+        # sops compares the MAC as a typed value: only a str can match.
+        pytest.param(
+            lambda t: re.sub(r"(\n    mac: ENC\[.*type:)str\]", r"\1comment]", t),
+            id="mac_typed_comment",
+        ),
     ],
 )
 def test_metadata_structure_sops_refuses_is_never_accepted(
