@@ -451,7 +451,7 @@ def test_every_seed_is_served_natively_as_sops_prints_it(
         assert first_difference(native.documents, sops.documents) is None, name
 
 
-EXAMPLES = 200
+EXAMPLES = 150
 
 
 def test_native_never_accepts_what_sops_refuses(
@@ -479,7 +479,7 @@ def test_native_never_accepts_what_sops_refuses(
         native = native_verdict(content, identities)
         sops = oracle(content)
         stats["cases"] += 1
-        stats["native accepted" if native.accepted else "native refused or deferred"] += 1
+        stats["native " + (native.how.partition(":")[0] or "accepted")] += 1
         stats["sops accepted" if sops.accepted else "sops refused"] += 1
         if native.how.startswith("refused"):
             # A final native refusal gives the binary no say: sops must refuse too.
