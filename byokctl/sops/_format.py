@@ -182,7 +182,7 @@ def check_metadata(meta: Mapping[str, Any]) -> None:
             continue
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise UnsupportedMetadata(f"{name} is not a list of keys")
-        if name in OTHER_KEY_SOURCES:
+        if name in ALL_KEY_SOURCES:
             for entry in entries:
                 _check_key_entry(name, entry)
     version = str(meta.get("version") or "").removeprefix("v")
@@ -191,10 +191,14 @@ def check_metadata(meta: Mapping[str, Any]) -> None:
 
 
 def _check_key_entry(source: str, entry: Mapping[str, Any]) -> None:
+    # Every field sops knows is a string (kms's context a map of them); one of another
+    # shape fails the whole file there, even when another key would open it.
     for field, value in entry.items():
         allowed = dict if source == "kms" and field == "context" else str | None
         if not isinstance(value, allowed):
             raise UnsupportedMetadata(f"a {source} key with an unexpected {field}")
+    if source == "age":
+        return  # age keys carry no created_at
     created = _RFC3339_FRACTION_RE.fullmatch(str(entry.get("created_at") or ""))
     if created is None or parse_rfc3339(created.group(1) + created.group(2)) is None:
         raise UnsupportedMetadata(f"a {source} key whose created_at sops does not parse")

@@ -668,6 +668,11 @@ def test_metadata_sops_refuses_is_never_accepted(
         pytest.param(lambda t: re.sub(r"\n    version: .*", "", t), id="no_version"),
         pytest.param(lambda t: t + "sops:\n    version: 3.11.0\n", id="duplicate_sops_key"),
         pytest.param(lambda t: re.sub(r"(\n    mac: .*)", r"\1\1", t), id="duplicate_mac"),
+        # One malformed key entry fails the whole file in sops, though another key opens.
+        pytest.param(
+            lambda t: t.replace("\n    age:\n", "\n    age:\n        - recipient: [a]\n", 1),
+            id="age_entry_of_another_shape",
+        ),
         # sops compares the MAC as a typed value: only a str can match.
         pytest.param(
             lambda t: re.sub(r"(\n    mac: ENC\[.*type:)str\]", r"\1comment]", t),
