@@ -9,6 +9,7 @@ parts that could echo file content or derived values (MAC digests) are removed.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import shutil
@@ -36,7 +37,18 @@ _BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _SopsOutputLoader(_BaseLoader):  # type: ignore[misc]
-    """PyYAML plus YAML 1.2 exponent floats (``1e+20``), which go-yaml writes bare."""
+    """PyYAML plus YAML 1.2 exponent floats (``1e+20``), which go-yaml writes bare.
+
+    go-yaml leaves a string plain when it does not parse as a float64, so ``1e400`` in
+    sops's output is the string it was, not infinity (go-yaml writes infinities ``.inf``).
+    """
+
+
+def _construct_float(loader: _SopsOutputLoader, node: yaml.ScalarNode) -> float | str:
+    value: float = loader.construct_yaml_float(node)
+    if math.isinf(value) and ".inf" not in str(node.value).lower():
+        return str(node.value)
+    return value
 
 
 _SopsOutputLoader.add_implicit_resolver(
@@ -44,6 +56,7 @@ _SopsOutputLoader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
     list("-+.0123456789"),
 )
+_SopsOutputLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 @functools.cache

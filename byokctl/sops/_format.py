@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -75,6 +76,32 @@ def go_format_float(value: float) -> str:
     return format(Decimal(repr(value)).normalize(), "f")
 
 
+def as_printed_by_sops(value: float) -> float | int:
+    """The number ``sops decrypt`` prints for a float, as a YAML reader gets it back.
+
+    go-yaml writes floats with ``strconv.FormatFloat(v, 'g', -1, 64)``: shortest digits,
+    an exponent from 1e+06 up and below 1e-04, and no decimal point for a whole number
+    (``2.0`` prints as ``2``). So a whole float under a million reads back as an int.
+    """
+    if value.is_integer() and abs(value) < 1e6:
+        return int(value)
+    return value
+
+
+def parse_rfc3339(text: str) -> datetime | None:
+    """A timestamp already matching :data:`RFC3339_RE`, if Go's RFC 3339 parser takes it.
+
+    Go checks every field's range (offset hours 0-23, minutes 0-59) as Python does for
+    the date and time; ``None`` for anything either refuses.
+    """
+    if text[19] != "Z" and (int(text[20:22]) > 23 or int(text[23:25]) > 59):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class SelectionRule:
     """Which values sops encrypts: one suffix or regex rule applied to every key on a path."""
@@ -120,6 +147,61 @@ def selection_rule(meta: Mapping[str, Any]) -> SelectionRule:
             raise UnsupportedMetadata(f"{name} is not a Python-compatible regex") from exc
         return SelectionRule(name, pattern, compiled)  # type: ignore[arg-type]
     return SelectionRule(name, pattern, None)  # type: ignore[arg-type]
+
+
+_STRING_FIELDS = ("lastmodified", "mac", "version", *_RULE_FIELDS)
+_LIST_FIELDS = ("key_groups", *ALL_KEY_SOURCES)
+# A semantic version as github.com/blang/semver parses it (no leading zeros).
+_SEMVER_RE = re.compile(
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*)?"
+    r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)
+_RFC3339_FRACTION_RE = re.compile(
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d{1,9})?(Z|[+-]\d\d:\d\d)"
+)
+
+
+def check_metadata(meta: Mapping[str, Any]) -> None:
+    """Raise :class:`UnsupportedMetadata` unless sops surely loads this metadata.
+
+    sops (``stores/stores.go``) decodes the ``sops`` mapping into a typed struct and
+    converts it: a list field that is not a list of mappings, a key entry whose
+    ``created_at`` is not RFC 3339, a ``shamir_threshold``, or a ``version`` that is not
+    semver (sops compares it on every decrypt) make it refuse the file or take a path the
+    native one does not follow. Unknown fields are ignored, as sops ignores them.
+    """
+    for name in _STRING_FIELDS:
+        if not isinstance(meta.get(name), str | None):
+            raise UnsupportedMetadata(f"{name} is not a string")
+    if meta.get("shamir_threshold") is not None:
+        raise UnsupportedMetadata("shamir_threshold")
+    for name in _LIST_FIELDS:
+        entries = meta.get(name)
+        if entries is None:
+            continue
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise UnsupportedMetadata(f"{name} is not a list of keys")
+        if name in ALL_KEY_SOURCES:
+            for entry in entries:
+                _check_key_entry(name, entry)
+    version = str(meta.get("version") or "").removeprefix("v")
+    if not (version.startswith("1.") or _SEMVER_RE.fullmatch(version)):
+        raise UnsupportedMetadata("a version sops does not parse")
+
+
+def _check_key_entry(source: str, entry: Mapping[str, Any]) -> None:
+    # Every field sops knows is a string (kms's context a map of them); one of another
+    # shape fails the whole file there, even when another key would open it.
+    for field, value in entry.items():
+        allowed = dict if source == "kms" and field == "context" else str | None
+        if not isinstance(value, allowed):
+            raise UnsupportedMetadata(f"a {source} key with an unexpected {field}")
+    if source == "age":
+        return  # age keys carry no created_at
+    created = _RFC3339_FRACTION_RE.fullmatch(str(entry.get("created_at") or ""))
+    if created is None or parse_rfc3339(created.group(1) + created.group(2)) is None:
+        raise UnsupportedMetadata(f"a {source} key whose created_at sops does not parse")
 
 
 def _non_empty_list(value: object) -> bool:

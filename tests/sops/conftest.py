@@ -7,6 +7,7 @@ call gets an explicit environment whose HOME and XDG_CONFIG_HOME are temporary d
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -94,7 +95,16 @@ def run_sops(
 
 
 class SopsOutputLoader(yaml.SafeLoader):
-    """PyYAML plus YAML 1.2 floats such as ``1e+20``, which sops (go-yaml) writes bare."""
+    """PyYAML plus YAML 1.2 floats such as ``1e+20``, which sops (go-yaml) writes bare.
+
+    go-yaml writes infinities as ``.inf``; a bare ``1e400`` is a string it did not quote
+    because it is no float64.
+    """
+
+
+def _construct_float(loader: SopsOutputLoader, node: yaml.ScalarNode) -> float | str:
+    value = loader.construct_yaml_float(node)
+    return node.value if math.isinf(value) and ".inf" not in node.value.lower() else value
 
 
 SopsOutputLoader.add_implicit_resolver(
@@ -102,6 +112,7 @@ SopsOutputLoader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
     list("-+.0123456789"),
 )
+SopsOutputLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 def sops_decrypt(sops_bin: Path, path: Path, env: Mapping[str, str]) -> list[Any]:
@@ -112,7 +123,7 @@ def sops_decrypt(sops_bin: Path, path: Path, env: Mapping[str, str]) -> list[Any
 
 
 def first_difference(left: Any, right: Any, path: str = "") -> str | None:
-    """Where two decoded documents differ (a path), or None: readable test failures."""
+    """Where two decoded documents differ (a path and the types, never the values), or None."""
     if isinstance(left, dict) and isinstance(right, dict):
         if list(left) != list(right):
             return f"{path or '/'}: keys {list(left)} != {list(right)}"
@@ -129,7 +140,10 @@ def first_difference(left: Any, right: Any, path: str = "") -> str | None:
             if found:
                 return found
         return None
-    return None if left == right else f"{path}: {left!r} != {right!r}"
+    # Types too: True == 1 and 2 == 2.0 in Python, but not in what sops prints.
+    if type(left) is not type(right) or left != right:
+        return f"{path}: {type(left).__name__} != {type(right).__name__}"
+    return None
 
 
 @dataclass(frozen=True)

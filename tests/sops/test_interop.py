@@ -146,7 +146,7 @@ FALLBACK = [
     ),
     Case(
         "exotic_scalars",
-        "mode_unencrypted: 0755\nwhen_unencrypted: 2024-01-01\nsecret: s\n",
+        'mode_unencrypted: 0755\nwhen_unencrypted: 2024-01-01\nsecret: s\nhuge: "1e400"\n',
         native=False,
     ),
     Case(
@@ -205,7 +205,10 @@ def test_every_value_type_is_read_as_sops_types_it(
     data = decrypt_file(encrypted["all_types"], identities=load_identities(env)).data
     types = data["types"]
     assert types["integer"] == 42 and isinstance(types["integer"], int)
-    assert types["float"] == 3.25 and isinstance(types["float_whole"], float)
+    assert types["float"] == 3.25 and isinstance(types["float"], float)
+    # sops (go-yaml) prints the float 2.0 as `2`, so `sops decrypt` gives an int: so must we.
+    assert types["float_whole"] == 2 and type(types["float_whole"]) is int
+    assert types["big_float"] == 1e20 and isinstance(types["big_float"], float)
     assert types["yes_true"] is True and types["no_false"] is False
     assert types["timestamp"].isoformat() == "2024-05-06T07:08:09+00:00"
     assert types["offset_time"].isoformat() == "2024-05-06T07:08:09+02:00"
@@ -217,6 +220,17 @@ def test_every_value_type_is_read_as_sops_types_it(
         {"name": "second", "secret": "two"},
     ]
     assert data["spec"]["providers"]["openai"]["api_key"] == CANARY
+
+
+def test_binary_path_reads_what_sops_prints_as_go_yaml_meant_it(
+    encrypted: dict[str, Path], key1: AgeKey, empty_home: Path
+) -> None:
+    # sops prints the string "1e400" bare (go-yaml quotes only what parses as a float64);
+    # a YAML 1.2 reader would make it infinity.
+    env = clean_env(empty_home, SOPS_AGE_KEY=key1.secret)
+    result = decrypt_file(encrypted["exotic_scalars"], identities=load_identities(env))
+    assert result.via == "sops"
+    assert result.data["huge"] == "1e400"
 
 
 def test_second_recipient_decrypts_natively(
