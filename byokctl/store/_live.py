@@ -18,7 +18,7 @@ transaction:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -121,7 +121,9 @@ class LiveStore:
     and ends any lock session one of its threads still holds.
     """
 
-    def __init__(self, db: Database, keyring: Keyring, *, url: str, release: Any) -> None:
+    def __init__(
+        self, db: Database, keyring: Keyring, *, url: str, release: Callable[[], None]
+    ) -> None:
         self._db = db
         self._keyring = keyring
         self._url = url
@@ -133,10 +135,12 @@ class LiveStore:
 
     # -- plumbing ---------------------------------------------------------------------
 
-    def _tx(self, what: str, *, write: bool = False, **kw: Any) -> AbstractContextManager[Tx]:
+    def _tx(
+        self, what: str, *, write: bool = False, snapshot: bool = False, session: Session = None
+    ) -> AbstractContextManager[Tx]:
         if self._closed:
             raise StoreError(f"the store {self._url} is closed")
-        return self._db.transaction(what, write=write, **kw)
+        return self._db.transaction(what, write=write, snapshot=snapshot, session=session)
 
     def _claim_key(self, tx: Tx) -> None:
         """Check that the primary key is the store's key (registering it on a new store)."""

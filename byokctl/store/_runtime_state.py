@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Final
+from typing import Final
 
 from byokctl.errors import StoreError
 
@@ -89,7 +89,9 @@ _PENDING: Final = (
 class RuntimeState:
     """A :class:`~byokctl.store.runtime.RuntimeStore` on a shared database. Thread-safe."""
 
-    def __init__(self, db: Database, *, url: str, fingerprint_key: bytes, release: Any) -> None:
+    def __init__(
+        self, db: Database, *, url: str, fingerprint_key: bytes, release: Callable[[], None]
+    ) -> None:
         self._db = db
         self._url = url
         self._fingerprint_key = fingerprint_key
