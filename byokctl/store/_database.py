@@ -37,6 +37,19 @@ PeriodName = Literal["day", "month"]
 OPENING = "open the store"
 
 
+#: How a workspace row is upserted, after each dialect's ``INSERT INTO workspaces ...``; a write
+#: by the settings page (not ``managed``) leaves ``applied_digest`` alone: that is how
+#: its changes become drift.
+UPSERT_WORKSPACE_COLUMNS = (
+    "workspaces (name, notify, enabled, applied_digest, updated_at, updated_by)"
+)
+UPSERT_WORKSPACE_UNMANAGED = (
+    " ON CONFLICT (name) DO UPDATE SET notify = excluded.notify, enabled = excluded.enabled,"
+    " updated_at = excluded.updated_at, updated_by = excluded.updated_by"
+)
+UPSERT_WORKSPACE_MANAGED = UPSERT_WORKSPACE_UNMANAGED + ", applied_digest = excluded.applied_digest"
+
+
 class Busy(Exception):
     """A bounded wait ran out (a lock or a connection): ask again later, not an outage."""
 

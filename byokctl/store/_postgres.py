@@ -45,7 +45,17 @@ import psycopg.errors
 from byokctl.errors import StoreError
 
 from ._codec import EncodedWrites, as_utc, lock_held_error
-from ._database import OPENING, Busy, PeriodName, Session, Tx, no_such_lock, read_lock
+from ._database import (
+    OPENING,
+    UPSERT_WORKSPACE_MANAGED,
+    UPSERT_WORKSPACE_UNMANAGED,
+    Busy,
+    PeriodName,
+    Session,
+    Tx,
+    no_such_lock,
+    read_lock,
+)
 from ._migrations import Dialect
 from ._pg_feed import PostgresChangeFeed
 from ._pg_target import CHANGES_CHANNEL, MAX_CONNECTIONS, Conn, Connections, Target, int4_hash
@@ -63,15 +73,11 @@ _PERIOD_FORMATS: Final[dict[str, str]] = {"day": "YYYY-MM-DD", "month": "YYYY-MM
 
 # Each statement writes all its rows at once from arrays (one round trip per table, not
 # per row): a 10,000-workspace apply is a handful of statements.
-_UPSERT_WORKSPACES: Final = (
+_INSERT_WORKSPACES: Final = (
     "INSERT INTO workspaces (name, notify, enabled, applied_digest, updated_at, updated_by)"
     " SELECT * FROM unnest(%s::text[], %s::text[]::jsonb[], %s::text[], %s::bytea[],"
-    " %s::text[]::timestamptz[], %s::text[]) ON CONFLICT (name) DO UPDATE SET"
-    " notify = excluded.notify, enabled = excluded.enabled,"
-    " updated_at = excluded.updated_at, updated_by = excluded.updated_by"
+    " %s::text[]::timestamptz[], %s::text[])"
 )
-# The settings page leaves applied_digest alone: that is how its changes become drift.
-_UPSERT_MANAGED: Final = _UPSERT_WORKSPACES + ", applied_digest = excluded.applied_digest"
 _INSERT_PROVIDERS: Final = (
     "INSERT INTO provider_configs (workspace, provider, model, settings)"
     " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]::jsonb[])"
@@ -250,7 +256,8 @@ class PostgresDatabase:
         if enc.deletes:
             c.execute("DELETE FROM workspaces WHERE name = ANY(%s)", ([n for (n,) in enc.deletes],))
         if enc.workspaces:
-            c.execute(_UPSERT_MANAGED if managed else _UPSERT_WORKSPACES, _columns(enc.workspaces))
+            tail = UPSERT_WORKSPACE_MANAGED if managed else UPSERT_WORKSPACE_UNMANAGED
+            c.execute((_INSERT_WORKSPACES + tail).encode(), _columns(enc.workspaces))
             # Replace each upserted workspace's providers wholesale (secrets cascade).
             c.execute(
                 "DELETE FROM provider_configs WHERE workspace = ANY(%s)",

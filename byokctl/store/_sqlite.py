@@ -35,7 +35,17 @@ from typing import Final
 from byokctl.errors import StoreError
 
 from ._codec import EncodedWrites, lock_held_error
-from ._database import Busy, ChangeFeedLike, PeriodName, Session, Tx, no_such_lock, read_lock
+from ._database import (
+    UPSERT_WORKSPACE_MANAGED,
+    UPSERT_WORKSPACE_UNMANAGED,
+    Busy,
+    ChangeFeedLike,
+    PeriodName,
+    Session,
+    Tx,
+    no_such_lock,
+    read_lock,
+)
 from ._localdir import make_private_dir
 from ._migrations import Dialect
 from ._process import ProcessIdentity, is_gone, this_process
@@ -49,14 +59,10 @@ _SQLITE_BUSY: Final = 5
 _SQLITE_LOCKED: Final = 6
 _PERIOD_CHARS: Final[dict[str, int]] = {"day": 10, "month": 7}
 
-_UPSERT_WORKSPACE: Final = (
+_INSERT_WORKSPACE: Final = (
     "INSERT INTO workspaces (name, notify, enabled, applied_digest, updated_at, updated_by)"
-    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET notify = excluded.notify,"
-    " enabled = excluded.enabled, updated_at = excluded.updated_at,"
-    " updated_by = excluded.updated_by"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
-# The settings page leaves applied_digest alone: that is how its changes become drift.
-_UPSERT_MANAGED: Final = _UPSERT_WORKSPACE + ", applied_digest = excluded.applied_digest"
 
 
 def path_from_url(url: str) -> Path:
@@ -227,7 +233,8 @@ class SQLiteDatabase:
     def write_rows(self, tx: Tx, enc: EncodedWrites, *, managed: bool) -> None:
         """Deletes, upserts, then each upserted workspace's providers wholesale."""
         tx.executemany("DELETE FROM workspaces WHERE name = ?", enc.deletes)
-        tx.executemany(_UPSERT_MANAGED if managed else _UPSERT_WORKSPACE, enc.workspaces)
+        tail = UPSERT_WORKSPACE_MANAGED if managed else UPSERT_WORKSPACE_UNMANAGED
+        tx.executemany(_INSERT_WORKSPACE + tail, enc.workspaces)
         # Replace each upserted workspace's providers wholesale (secrets cascade).
         tx.executemany("DELETE FROM provider_configs WHERE workspace = ?", enc.upserted)
         tx.executemany(
