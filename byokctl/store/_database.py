@@ -11,7 +11,7 @@ Shared SQL uses ``?`` placeholders; :class:`Tx` rewrites them for drivers that u
 ``%s`` (so no shared statement may contain a literal ``?`` or ``%``). Timestamps are
 passed as ISO 8601 text in one fixed format (UTC, microseconds): SQLite stores that text
 and compares it as a string, PostgreSQL reads it into ``TIMESTAMPTZ``; either comes back
-through :func:`seconds` or :func:`as_datetime`.
+through :func:`seconds` (or :func:`._codec.as_utc` for a ``datetime``).
 """
 
 from __future__ import annotations
@@ -20,29 +20,22 @@ import functools
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from byokctl.errors import StoreError
 
 from ._codec import EncodedWrites, as_utc
 from ._migrations import Dialect
+from ._runtime import ChangeFeed, Period
 from ._types import LockInfo
-
-#: How credit usage can be bucketed in time (as :data:`byokctl.store.runtime.Period`).
-PeriodName = Literal["day", "month"]
-
 
 #: The ``what`` of the first transaction of an ``open_store``: a database that cannot be
 #: reached then says "cannot reach" (as a first connection does), not "unavailable".
 OPENING = "open the store"
 
-
-#: How a workspace row is upserted, after each dialect's ``INSERT INTO workspaces ...``; a write
-#: by the settings page (not ``managed``) leaves ``applied_digest`` alone: that is how
-#: its changes become drift.
-UPSERT_WORKSPACE_COLUMNS = (
-    "workspaces (name, notify, enabled, applied_digest, updated_at, updated_by)"
-)
+#: How a workspace row is upserted, after each dialect's ``INSERT INTO workspaces ...``;
+#: a write by the settings page (not ``managed``) leaves ``applied_digest`` alone: that
+#: is how its changes become drift.
 UPSERT_WORKSPACE_UNMANAGED = (
     " ON CONFLICT (name) DO UPDATE SET notify = excluded.notify, enabled = excluded.enabled,"
     " updated_at = excluded.updated_at, updated_by = excluded.updated_by"
@@ -59,21 +52,11 @@ def stamp(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds")
 
 
-def stamp_now() -> str:
-    """Now, as :func:`stamp` writes it."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
 def seconds(value: Any) -> float:
     """A stored timestamp (SQLite's text, PostgreSQL's ``datetime``) as POSIX seconds."""
     if isinstance(value, datetime):
         return value.timestamp()
     return datetime.fromisoformat(str(value)).timestamp()
-
-
-def as_datetime(value: str | datetime) -> datetime:
-    """A stored timestamp as an aware ``datetime`` (UTC when the text has no zone)."""
-    return as_utc(value)
 
 
 @functools.lru_cache(maxsize=512)
@@ -100,6 +83,10 @@ class Tx:
     def execute(self, sql: str, params: Sequence[object] = ()) -> int:
         """Run one statement; the number of rows it changed."""
         return int(self.raw.execute(self._sql(sql), params).rowcount)
+
+    def execute_verbatim(self, sql: str) -> None:
+        """Run a statement with no parameters exactly as written (a migration's DDL)."""
+        self.raw.execute(sql.encode() if self._pyformat else sql)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         """Run one statement once per row of parameters."""
@@ -131,21 +118,6 @@ class Tx:
 #: A connection a backend keeps for one holder of the apply lock (PostgreSQL: the
 #: session whose advisory lock it is), or ``None`` where the lock is a row (SQLite).
 Session = Any
-
-
-class ChangeFeedLike(Protocol):
-    """What :meth:`Database.listen` returns (see :class:`byokctl.store.runtime.ChangeFeed`)."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    def wait(self, timeout: float) -> bool: ...
-
-    def interrupt(self) -> None: ...
-
-    def reconnect(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class Database(Protocol):
@@ -206,7 +178,7 @@ class Database(Protocol):
         """Run an ``INSERT`` and return the generated ``id``."""
         ...
 
-    def period(self, period: PeriodName) -> str:
+    def period(self, period: Period) -> str:
         """An SQL expression of ``at``: its UTC day (``YYYY-MM-DD``) or month (``YYYY-MM``)."""
         ...
 
@@ -228,7 +200,7 @@ class Database(Protocol):
         """End a lock session whose holder's store view is closing (frees the lock)."""
         ...
 
-    def listen(self) -> ChangeFeedLike:
+    def listen(self) -> ChangeFeed:
         """A change feed on its own connection (only when :attr:`announces`)."""
         ...
 
@@ -242,7 +214,7 @@ def read_lock(tx: Tx) -> LockInfo | None:
     row = tx.one("SELECT id, holder, operation, created FROM store_lock")
     if row is None:
         return None
-    return LockInfo(str(row[0]), str(row[1]), str(row[2]), as_datetime(row[3]))
+    return LockInfo(str(row[0]), str(row[1]), str(row[2]), as_utc(row[3]))
 
 
 def no_such_lock(tx: Tx, lock_id: str) -> StoreError:

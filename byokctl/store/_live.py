@@ -57,7 +57,7 @@ def migrate(db: Database) -> None:
         applied = {int(r[0]) for r in tx.all("SELECT version FROM schema_migrations")}
         for migration in pending_migrations(applied, store=db.name):
             for statement in migration.statements(db.dialect):
-                tx.raw.execute(statement.encode() if db.dialect == "postgresql" else statement)
+                tx.execute_verbatim(statement)
             tx.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.name, _now().isoformat()),

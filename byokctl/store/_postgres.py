@@ -50,7 +50,6 @@ from ._database import (
     UPSERT_WORKSPACE_MANAGED,
     UPSERT_WORKSPACE_UNMANAGED,
     Busy,
-    PeriodName,
     Session,
     Tx,
     no_such_lock,
@@ -59,6 +58,7 @@ from ._database import (
 from ._migrations import Dialect
 from ._pg_feed import PostgresChangeFeed
 from ._pg_target import CHANGES_CHANNEL, MAX_CONNECTIONS, Conn, Connections, Target, int4_hash
+from ._runtime import Period
 from ._types import LockInfo
 
 SCHEME: Final = "postgresql"
@@ -246,7 +246,7 @@ class PostgresDatabase:
         """Run an ``INSERT ... RETURNING id``."""
         return int(tx.value(sql + " RETURNING id", params))
 
-    def period(self, period: PeriodName) -> str:
+    def period(self, period: Period) -> str:
         """Periods are UTC days and months, as on SQLite (whose timestamps are UTC text)."""
         return f"to_char(at AT TIME ZONE 'UTC', '{_PERIOD_FORMATS[period]}')"
 

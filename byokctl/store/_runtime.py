@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, Protocol
+from typing import Final, Literal, Protocol, runtime_checkable
 
 #: A provider's health for one credential fingerprint. ``ok`` may still count recent
 #: transient failures; ``open`` is a tripped breaker (``open_until`` then the probe);
@@ -288,4 +288,38 @@ class RuntimeStore(Protocol):
 
     def close(self) -> None:
         """Release the connection."""
+        ...
+
+
+class ChangeFeed(Protocol):
+    """Wake-ups when the store announces a change (one waiting thread at a time)."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether announcements can arrive now (else only polling finds changes)."""
+        ...
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s; ``True`` if a change was announced or may have been missed."""
+        ...
+
+    def interrupt(self) -> None:
+        """Make a :meth:`wait` in progress return now (from any thread)."""
+        ...
+
+    def reconnect(self) -> None:
+        """Replace the connection at the next :meth:`wait` (it may be silently dead)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+@runtime_checkable
+class ChangeSource(Protocol):
+    """A runtime store that can announce changes (see :class:`ChangeFeed`)."""
+
+    def listen(self) -> ChangeFeed:
+        """A new feed on its own connection."""
         ...

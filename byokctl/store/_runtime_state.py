@@ -36,7 +36,13 @@ from typing import Final
 
 from byokctl.errors import StoreError
 
-from ._database import Busy, ChangeFeedLike, Database, Tx, seconds, stamp
+from ._database import (
+    Busy,
+    Database,
+    Tx,
+    seconds,
+    stamp,
+)
 from ._health import (
     EPISODE_COLUMNS,
     HEALTH_COLUMNS,
@@ -54,6 +60,7 @@ from ._health import (
 )
 from ._runtime import (
     BreakerPolicy,
+    ChangeFeed,
     CreditEntry,
     CreditUsage,
     Episode,
@@ -348,6 +355,6 @@ class RuntimeState:
 class ListeningRuntimeState(RuntimeState):
     """A runtime state whose database announces changes: a :class:`ChangeSource` too."""
 
-    def listen(self) -> ChangeFeedLike:
+    def listen(self) -> ChangeFeed:
         """A feed that wakes up when the store announces a change (its own connection)."""
         return self._db.listen()

@@ -39,8 +39,6 @@ from ._database import (
     UPSERT_WORKSPACE_MANAGED,
     UPSERT_WORKSPACE_UNMANAGED,
     Busy,
-    ChangeFeedLike,
-    PeriodName,
     Session,
     Tx,
     no_such_lock,
@@ -49,6 +47,7 @@ from ._database import (
 from ._localdir import make_private_dir
 from ._migrations import Dialect
 from ._process import ProcessIdentity, is_gone, this_process
+from ._runtime import ChangeFeed, Period
 from ._types import LockInfo
 
 SCHEME: Final = "sqlite"
@@ -226,7 +225,7 @@ class SQLiteDatabase:
         """Run an ``INSERT``; the new row's id (no ``RETURNING``: SQLite < 3.35 lacks it)."""
         return int(tx.raw.execute(sql, params).lastrowid or 0)
 
-    def period(self, period: PeriodName) -> str:
+    def period(self, period: Period) -> str:
         """Timestamps are UTC ISO text: a day or month is a prefix."""
         return f"substr(at, 1, {_PERIOD_CHARS[period]})"
 
@@ -330,7 +329,7 @@ class SQLiteDatabase:
     def release_session(self, session: Session) -> None:
         """Nothing to do: the lock is a row, deleted when its ``with`` block ends."""
 
-    def listen(self) -> ChangeFeedLike:
+    def listen(self) -> ChangeFeed:
         """SQLite has no change feed."""
         raise StoreError("a SQLite store cannot announce changes")
 

@@ -14,12 +14,13 @@ only polling :meth:`RuntimeStore.versions`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
 
 from ._registry import BACKENDS, open_runtime_store
 from ._runtime import (
     MAX_RETRY_AFTER_S,
     BreakerPolicy,
+    ChangeFeed,
+    ChangeSource,
     CreditEntry,
     CreditUsage,
     Episode,
@@ -52,40 +53,6 @@ __all__ = [
     "capped_retry_after",
     "open_runtime_store",
 ]
-
-
-class ChangeFeed(Protocol):
-    """Wake-ups when the store announces a change (one waiting thread at a time)."""
-
-    @property
-    def connected(self) -> bool:
-        """Whether announcements can arrive now (else only polling finds changes)."""
-        ...
-
-    def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s; ``True`` if a change was announced or may have been missed."""
-        ...
-
-    def interrupt(self) -> None:
-        """Make a :meth:`wait` in progress return now (from any thread)."""
-        ...
-
-    def reconnect(self) -> None:
-        """Replace the connection at the next :meth:`wait` (it may be silently dead)."""
-        ...
-
-    def close(self) -> None:
-        """Release the connection."""
-        ...
-
-
-@runtime_checkable
-class ChangeSource(Protocol):
-    """A runtime store that can announce changes (see :class:`ChangeFeed`)."""
-
-    def listen(self) -> ChangeFeed:
-        """A new feed on its own connection."""
-        ...
 
 
 #: ``scheme -> opener``: the runtime view of :data:`byokctl.store.BACKENDS` (one registry).
