@@ -1,8 +1,9 @@
 """The live store: workspaces, serial, lock, audit log, encryption at rest.
 
-``open_store(url, master_key=...)`` returns a :class:`Store`; backends are listed in
-:data:`BACKENDS` by URL scheme (SQLite now, PostgreSQL later). Every backend passes the
-same contract suite.
+``open_store(url, master_key=...)`` returns a :class:`Store`; backends (SQLite and
+PostgreSQL) are listed in :data:`BACKENDS` by URL scheme. A store is a view onto one
+database object per process and database, which serves the runtime side
+(:mod:`byokctl.store.runtime`) too. Every backend passes the same contract suite.
 """
 
 from __future__ import annotations
@@ -20,15 +21,9 @@ from ._keys import (
     read_master_key_file,
     save_master_key,
 )
-from ._registry import (
-    BACKENDS,
-    DEFAULT_STORE_URL,
-    check_store_url,
-    open_store,
-    safe_url,
-    store_exists,
-)
+from ._registry import BACKENDS, check_store_url, open_store, store_exists
 from ._types import AuditChange, AuditEntry, LockInfo, Store, WorkspaceWrite, WriteAction
+from ._urls import DEFAULT_STORE_URL, safe_url
 
 __all__ = [
     "BACKENDS",

@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol, TypeVar
 
+# Public in byokctl.store.runtime now; both names stay importable here, their old and
+# private place, until the resolver imports them from there (the alias re-exports).
+from ._runtime import MAX_RETRY_AFTER_S as MAX_RETRY_AFTER_S  # noqa: PLC0414
 from ._runtime import (
     BreakerPolicy,
     CreditUsage,
@@ -28,6 +31,7 @@ from ._runtime import (
     HealthStatus,
     ProbeGrant,
 )
+from ._runtime import capped_retry_after as capped_retry_after  # noqa: PLC0414
 
 HEALTH_COLUMNS: Final = (
     "workspace, provider, credential_fingerprint, status, reason, failures,"
@@ -39,18 +43,7 @@ EPISODE_COLUMNS: Final = (
 )
 _STATUSES: Final[dict[str, HealthStatus]] = {"ok": "ok", "open": "open", "sticky": "sticky"}
 
-#: The longest Retry-After honoured: a provider (or a proxy) may send any number, and a
-#: breaker open for years is a bug, not caution; an hour later the probe asks again.
-MAX_RETRY_AFTER_S: Final = 3600.0
-
 # -- decisions --------------------------------------------------------------------------
-
-
-def capped_retry_after(value: float | None) -> float | None:
-    """``value`` within ``[0, MAX_RETRY_AFTER_S]``; ``None`` for none or a non-number (NaN)."""
-    if value is None or value != value:  # noqa: PLR0124 - NaN is the one value unequal to itself
-        return None
-    return min(max(float(value), 0.0), MAX_RETRY_AFTER_S)
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,15 @@
 
 A migration is a version, a name and its statements *per dialect*: the versions and
 what each one means are shared, only the SQL differs (SQLite's ``BLOB`` and ``TEXT``
-timestamps, PostgreSQL's ``BYTEA``, ``TIMESTAMPTZ`` and ``JSONB``). Each backend's runner
-applies the missing versions in order inside one write transaction and records each in
-``schema_migrations``, so running it twice, or in two processes at once, is safe
-(SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``pg_advisory_xact_lock``). Released
-migrations are never edited: a schema change is a new version, with both dialects.
+timestamps, PostgreSQL's ``BYTEA``, ``TIMESTAMPTZ`` and ``JSONB``). One runner
+(:func:`byokctl.store._live.migrate`) applies the missing versions in order inside one
+write transaction and records each in ``schema_migrations``, so running it twice, or
+in two processes at once, is safe (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL:
+``pg_advisory_xact_lock``). Released migrations are never edited: a schema change is
+a new version, with both dialects.
 
 Why a small runner and not alembic: the schema is a handful of tables owned by one
-program, the runner is ~30 lines per backend, it must work on SQLite and PostgreSQL
+program, the runner is ~20 lines, it must work on SQLite and PostgreSQL
 without SQLAlchemy (a heavy dependency the resolver would otherwise pay for), and it
 must run "on first use" from inside ``open_store`` under the backend's own lock.
 """
@@ -227,6 +228,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         postgresql=(),
     ),
 )
+
+#: The table that records the applied versions, created before the first migration.
+SCHEMA_MIGRATIONS_TABLE: dict[Dialect, str] = {
+    "sqlite": "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    "postgresql": "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
+}
 
 #: The newest schema version this byokctl knows.
 LATEST_VERSION = max(m.version for m in MIGRATIONS)

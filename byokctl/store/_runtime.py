@@ -14,8 +14,8 @@ that several processes must agree on are made *inside* that transaction:
 
 Every write that changes where a workspace's traffic goes bumps the *runtime version*;
 resolvers poll :meth:`RuntimeStore.versions` (the configuration serial and that
-version, one cheap read) and reload only when either moved. A PostgreSQL backend can
-keep the same contract and add ``NOTIFY`` on each bump for lower latency.
+version, one cheap read) and reload only when either moved; on PostgreSQL each bump is
+also announced (``NOTIFY``), so listening resolvers reload at once.
 
 Times are POSIX seconds (``float``) at this interface so that callers can inject a
 clock; backends store them in their native timestamp type.
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol, runtime_checkable
 
 #: A provider's health for one credential fingerprint. ``ok`` may still count recent
 #: transient failures; ``open`` is a tripped breaker (``open_until`` then the probe);
@@ -34,6 +34,21 @@ HealthStatus = Literal["ok", "open", "sticky"]
 
 #: How credit usage can be grouped in time.
 Period = Literal["day", "month"]
+
+#: The longest Retry-After honoured: a provider (or a proxy) may send any number, and a
+#: breaker open for years is a bug, not caution; an hour later the probe asks again.
+MAX_RETRY_AFTER_S: Final = 3600.0
+
+
+def capped_retry_after(value: float | None) -> float | None:
+    """``value`` within ``[0, MAX_RETRY_AFTER_S]``; ``None`` for none or a non-number (NaN).
+
+    The one rule for a provider's Retry-After, used by the store's breaker decisions
+    and by the resolver when it reads the header.
+    """
+    if value is None or value != value:  # noqa: PLR0124 - NaN is the one value unequal to itself
+        return None
+    return min(max(float(value), 0.0), MAX_RETRY_AFTER_S)
 
 
 @dataclass(frozen=True)
@@ -273,4 +288,38 @@ class RuntimeStore(Protocol):
 
     def close(self) -> None:
         """Release the connection."""
+        ...
+
+
+class ChangeFeed(Protocol):
+    """Wake-ups when the store announces a change (one waiting thread at a time)."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether announcements can arrive now (else only polling finds changes)."""
+        ...
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s; ``True`` if a change was announced or may have been missed."""
+        ...
+
+    def interrupt(self) -> None:
+        """Make a :meth:`wait` in progress return now (from any thread)."""
+        ...
+
+    def reconnect(self) -> None:
+        """Replace the connection at the next :meth:`wait` (it may be silently dead)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+@runtime_checkable
+class ChangeSource(Protocol):
+    """A runtime store that can announce changes (see :class:`ChangeFeed`)."""
+
+    def listen(self) -> ChangeFeed:
+        """A new feed on its own connection."""
         ...

@@ -1,7 +1,8 @@
 """The Store interface and the values that cross it.
 
-One interface, one implementation per backend (SQLite now, PostgreSQL later), one
-contract test suite (``tests/store/test_store_contract.py``) that every backend passes.
+One interface, one implementation (:class:`~._live.LiveStore`, over a database per
+dialect: SQLite, PostgreSQL), one contract test suite
+(``tests/store/test_store_contract.py``) that every backend passes.
 The interface is deliberately small and transactional so that each method maps onto a
 single database transaction on any backend: the serial is a compare-and-set inside
 :meth:`Store.write`, and the lock is a value a backend can keep as a row (SQLite) or an

@@ -1,0 +1,90 @@
+"""A store written by an earlier byokctl opens, keeps its runtime state, and plans to no change.
+
+The fixture (see ``fixtures/README.md``) was written by the code before the store became
+one database object per dialect. Released migrations are pinned by a digest, so neither
+dialect's schema can change under an existing store without a new migration version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from byokctl.cli import main
+from byokctl.store import MasterKey, open_store
+from byokctl.store._migrations import MIGRATIONS
+from byokctl.store.runtime import open_runtime_store
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = Path(__file__).parent / "fixtures" / "store-schema4-a2a00ae.db"
+FIXTURE_KEY = FIXTURE.with_suffix(".key")
+EXAMPLES = ROOT / "examples" / "gitops"
+
+#: sha256 of every released migration (version, name, both dialects' statements).
+RELEASED_MIGRATIONS = "d082c0522f9e6b3a009611286d0eb99d63dfcc79b9aabb5dadb0f371d56e4db1"
+
+
+def test_released_migrations_are_unchanged() -> None:
+    doc = json.dumps([[m.version, m.name, list(m.sqlite), list(m.postgresql)] for m in MIGRATIONS])
+    assert hashlib.sha256(doc.encode()).hexdigest() == RELEASED_MIGRATIONS, (
+        "a released migration was edited: add a new version instead"
+    )
+
+
+@pytest.fixture
+def old_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    path = tmp_path / "state.db"
+    shutil.copyfile(FIXTURE, path)
+    path.chmod(0o600)
+    monkeypatch.setenv("BYOK_MASTER_KEY", FIXTURE_KEY.read_text().strip())
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(EXAMPLES / "age" / "demo-key.txt"))
+    return f"sqlite:///{path}"
+
+
+def test_an_existing_store_plans_to_no_change(
+    old_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["plan", "--no-verify", "--detailed-exitcode", "--store", old_store]
+    code = main([*argv, str(EXAMPLES / "workspaces")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "No changes" in out
+
+
+def test_an_existing_store_keeps_its_rows_and_runs_no_migration(old_store: str) -> None:
+    key = MasterKey.from_base64(FIXTURE_KEY.read_text().strip(), source="fixture")
+    with open_store(old_store, master_key=key) as store:
+        state = store.read_state()
+        assert state.serial == 1
+        assert sorted(state.workspaces) == [
+            "acme-support", "globex-helpdesk", "hooli-cx", "initech-it", "umbrella-care",
+        ]  # fmt: skip
+        assert not any(lw.drifted for lw in state.workspaces.values())
+        assert [e.operation for e in store.audit_log()] == ["apply"]
+        assert store.schema_version() == 4
+    runtime = open_runtime_store(old_store)
+    try:
+        health = {(h.workspace, h.provider): h for h in runtime.health()}
+        assert health["acme-support", "openai"].status == "open"
+        assert health["acme-support", "openai"].open_until == 1_780_000_030.0
+        assert health["hooli-cx", "anthropic"].status == "sticky"
+        episodes = runtime.episodes()
+        assert [(e.workspace, e.outcome, e.sticky) for e in episodes] == [
+            ("hooli-cx", "invalid_key", True),
+            ("acme-support", "outage", False),
+        ]
+        usage = {(u.workspace, u.route): (u.actions, u.credits) for u in runtime.credit_usage()}
+        assert usage == {("acme-support", "neo"): (3, 30), ("hooli-cx", "byok"): (2, 0)}
+        assert runtime.versions() == (1, 2)
+    finally:
+        runtime.close()
+    db = sqlite3.connect(old_store.removeprefix("sqlite:///"))
+    try:
+        assert db.execute("SELECT count(*) FROM schema_migrations").fetchone() == (4,)
+    finally:
+        db.close()
