@@ -148,17 +148,3 @@ def test_recovery_closes_the_episode_and_a_new_one_mails_again(
         assert r.deliver_notifications() == 1
     subjects = [m["Subject"] for _, m in mailbox.messages]
     assert len(subjects) == 2 and all("outage" in s for s in subjects)
-
-
-def test_every_sticky_outcome_says_what_to_do() -> None:
-    """A sticky outcome must not fall back to the transient "nothing to do" advice."""
-    from byokctl.resolver._notify import _TRANSIENT_TO_DO, compose
-    from byokctl.store.runtime import Episode
-    from byokctl.verify.classify import STICKY
-
-    for outcome in STICKY:
-        episode = Episode(
-            1, "acme", "openai", "fp", outcome.value, True, "d", 0.0, None, None, None, 0, None
-        )
-        body = compose(episode, model="gpt-4o", sender="a@b.example", recipients=["c@d.example"])
-        assert _TRANSIENT_TO_DO.split(":")[0] not in body.get_content(), outcome
