@@ -22,7 +22,8 @@ never from decrypted values.
     │   ├── LockHeldError          another run holds the lock
     │   ├── StalePlanError         a saved plan no longer matches the store or files
     │   └── MasterKeyError         missing or wrong master key
-    └── VerificationError          verification could not run, or a check refuses the change
+    ├── VerificationError          verification could not run, or a check refuses the change
+    └── MailError                  a failure e-mail could not be sent
 """
 
 from __future__ import annotations
@@ -95,3 +96,7 @@ class MasterKeyError(StoreError):
 
 class VerificationError(ByokError):
     """Credential verification could not run, or a provider's check refuses the change."""
+
+
+class MailError(ByokError):
+    """A failure e-mail could not be handed to the mail server (retried later)."""

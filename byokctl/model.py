@@ -8,17 +8,20 @@ place that handles a plaintext key easy to find.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import hmac
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Final
+from typing import Final, cast
 from urllib.parse import quote, quote_plus
 
 #: The route name used when no custom provider serves a workspace.
@@ -26,11 +29,18 @@ NEO: Final = "neo"
 
 REDACTED: Final = "(sensitive)"
 
-# Every secret value this process has seen, so that the error boundary can scrub them
-# from messages and crash logs as a last line of defence (see ``redact``). It only grows:
-# ``redact`` indexes it incrementally and notices new values by its size.
-_SEEN_SECRETS: set[str] = set()
-
+# The secrets ``redact`` scrubs, as a last line of defence in messages and crash logs:
+# every value held by a live ``Secret``, plus, inside a ``retain_secrets()`` scope (a
+# command line run), every value seen since the scope began. Outside a scope the registry
+# forgets a value when its last ``Secret`` is collected, so a process that runs for weeks
+# with rotating keys holds only the keys it still uses.
+#
+# Each value has one ``_Seen`` marker, shared by all the ``Secret`` objects that hold it
+# and referenced weakly from the registry; the weakref's callback queues the value in
+# ``_forgotten`` (a deque append, safe in a garbage-collector callback that may run while
+# this thread holds ``_LOCK``), and the queue is drained under the lock by the next
+# registration or lookup.
+#
 # ``redact`` must stay cheap with thousands of secrets (one per workspace of a large plan),
 # so it does not test every secret against every text. A secret made only of key characters
 # lies inside one run of such characters in any text that contains it; the runs of prose
@@ -41,39 +51,115 @@ _SEEN_SECRETS: set[str] = set()
 _TAIL: Final = 8
 _INDEX_FROM: Final = 64
 _KEY_CHARS: Final = re.compile(rf"[A-Za-z0-9_\-]{{{_TAIL},}}")
-_INDEX_LOCK = threading.Lock()
-_indexed: set[str] = set()
-_by_tail: dict[str, list[str]] = {}
-_unindexed: list[str] = []
+_LOCK = threading.Lock()
 
 
-def _index_new_secrets() -> None:
-    with _INDEX_LOCK:
-        for value in _SEEN_SECRETS - _indexed:
-            _indexed.add(value)
+class _Seen:
+    """The registry's marker for one secret value: alive while a ``Secret`` holds it."""
+
+    __slots__ = ("__weakref__", "value")
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+
+class _SeenRef(weakref.ref[_Seen]):
+    __slots__ = ("value",)
+    value: str
+
+
+_live: dict[str, _SeenRef] = {}
+_by_tail: dict[str, set[str]] = {}
+_unindexed: set[str] = set()
+_forgotten: deque[str] = deque()
+#: The markers each active ``retain_secrets`` scope keeps alive.
+_scopes: list[set[_Seen]] = []
+
+
+def _forget(ref: weakref.ref[_Seen]) -> None:
+    # Runs inside the garbage collector: no lock, only an atomic append.
+    _forgotten.append(cast(_SeenRef, ref).value)
+
+
+def _drain_forgotten() -> None:
+    """Drop the values whose last ``Secret`` is gone (call with ``_LOCK`` held)."""
+    while _forgotten:
+        value = _forgotten.popleft()
+        ref = _live.get(value)
+        if ref is None or ref() is not None:
+            continue  # registered again meanwhile: a new marker holds it
+        del _live[value]
+        tail = _by_tail.get(value[-_TAIL:])
+        if tail is not None:
+            tail.discard(value)
+            if not tail:
+                del _by_tail[value[-_TAIL:]]
+        _unindexed.discard(value)
+
+
+def _register(value: str) -> _Seen:
+    """The marker for ``value``, registering it for ``redact`` if it is new."""
+    with _LOCK:
+        _drain_forgotten()
+        ref = _live.get(value)
+        seen = ref() if ref is not None else None
+        if seen is None:
+            seen = _Seen(value)
+            ref = _SeenRef(seen, _forget)
+            ref.value = value
+            _live[value] = ref
             if _KEY_CHARS.fullmatch(value):
-                _by_tail.setdefault(value[-_TAIL:], []).append(value)
+                _by_tail.setdefault(value[-_TAIL:], set()).add(value)
             elif value:
-                _unindexed.append(value)
+                _unindexed.add(value)
+        for scope in _scopes:
+            scope.add(seen)
+        return seen
+
+
+@contextlib.contextmanager
+def retain_secrets() -> Iterator[None]:
+    """Within the block, ``redact`` scrubs every secret seen, even after its ``Secret`` is gone.
+
+    For a command line run: its error boundary must scrub every key the command handled,
+    wherever a message picked it up. A long-running process (a resolver, a server) does
+    not use one around its whole life, or it would keep every rotated key; it relies on
+    the live secrets, which ``redact`` always covers.
+    """
+    with _LOCK:
+        held = {seen for ref in _live.values() if (seen := ref()) is not None}
+        _scopes.append(held)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _scopes.remove(held)
+
+
+def secrets_held() -> int:
+    """How many secret values ``redact`` covers now (live ones and retained ones)."""
+    with _LOCK:
+        _drain_forgotten()
+        return len(_live)
 
 
 def _secrets_in(text: str) -> set[str]:
-    """The seen secrets that occur in ``text``."""
-    if len(_SEEN_SECRETS) < _INDEX_FROM:
-        return {value for value in tuple(_SEEN_SECRETS) if value and value in text}
-    if len(_indexed) != len(_SEEN_SECRETS):
-        _index_new_secrets()
-    present = {value for value in _unindexed if value in text}
-    for run in _KEY_CHARS.findall(text):
-        for end in range(_TAIL, len(run) + 1):
-            candidates = _by_tail.get(run[end - _TAIL : end])
-            if candidates:
-                present.update(value for value in candidates if value in run)
-    return present
+    """The registered secrets that occur in ``text``."""
+    with _LOCK:
+        _drain_forgotten()
+        if len(_live) < _INDEX_FROM:
+            return {value for value in _live if value and value in text}
+        present = {value for value in _unindexed if value in text}
+        for run in _KEY_CHARS.findall(text):
+            for end in range(_TAIL, len(run) + 1):
+                candidates = _by_tail.get(run[end - _TAIL : end])
+                if candidates:
+                    present.update(value for value in candidates if value in run)
+        return present
 
 
 def redact(text: str) -> str:
-    """Replace every secret value this process has handled with ``(sensitive)``.
+    """Replace every secret value of a live ``Secret`` (or retained) with ``(sensitive)``.
 
     A secret that contains another is replaced first, so no part of it stays visible.
     """
@@ -113,7 +199,9 @@ def _base64_cores(raw: bytes, encode: Callable[[bytes], bytes]) -> list[str]:
     return cores
 
 
-@functools.lru_cache(maxsize=1024)  # one entry per key: an answer is scanned string by string
+# One entry per key: an answer is scanned string by string with the key it was sent with.
+# Small, since it keeps plaintext keys alive: enough for verify's concurrent requests.
+@functools.lru_cache(maxsize=128)
 def secret_forms(value: str) -> tuple[str, ...]:
     """``value`` and the common encodings it travels in, longest first.
 
@@ -147,8 +235,8 @@ def redact_secret(text: str, value: str) -> str:
     """``text`` with ``value`` in each of its :func:`secret_forms` replaced by ``(sensitive)``.
 
     For a secret known where the text arrives (the key a request carried, which the
-    answer may echo, encoded or not). :func:`redact` covers every secret the process has
-    seen, in its raw form.
+    answer may echo, encoded or not). :func:`redact` covers every secret the process
+    holds (and, in a :func:`retain_secrets` scope, has held), in its raw form.
     """
     forms = secret_forms(value) if value else ()
     if not forms or len(text) < len(forms[-1]):  # shorter than the shortest form: no match
@@ -169,14 +257,17 @@ def redact_secret_bytes(data: bytes, value: str) -> bytes:
 
 
 class Secret:
-    """A secret string (an API key). Its value is never printed, logged or pickled."""
+    """A secret string (an API key). Its value is never printed, logged or pickled.
 
-    __slots__ = ("_value",)
+    While it lives, :func:`redact` scrubs its value from any text.
+    """
+
+    __slots__ = ("_seen", "_value")
 
     def __init__(self, value: str) -> None:
         self._value = value
-        if len(value) >= 8:  # shorter strings would scrub ordinary words; keys are longer
-            _SEEN_SECRETS.add(value)
+        # Shorter strings would scrub ordinary words; keys are longer.
+        self._seen = _register(value) if len(value) >= 8 else None
 
     def reveal(self) -> str:
         """Return the plaintext. Call only where the key is actually used."""

@@ -1,31 +1,39 @@
 """``redact``: no secret the process has seen survives, whichever way it is looked up.
 
 Both lookups run: testing each secret (few secrets) and the tail index (many secrets).
-Secrets are registered in the process-wide set, as ``Secret`` does; values are unique
-canaries so that no other test's text can contain them.
+``redact`` covers the values of live ``Secret`` objects (the tests hold theirs in
+``_HELD``) and, inside ``retain_secrets()``, every value seen since the scope began;
+values are unique canaries so that no other test's text can contain them.
 """
 
 from __future__ import annotations
 
+import gc
 import secrets
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from byokctl import model
-from byokctl.model import REDACTED, Secret, redact
+from byokctl.model import REDACTED, Secret, redact, retain_secrets, secrets_held
+
+#: What keeps this test's secrets alive (a ``Secret`` the code still holds).
+_HELD: list[object] = []
 
 
 @pytest.fixture(params=["each", "indexed"], autouse=True)
-def lookup(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def lookup(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # The threshold is the only switch between the two lookups; 0 forces the index.
     monkeypatch.setattr(model, "_INDEX_FROM", 0 if request.param == "indexed" else 10**9)
+    yield
+    _HELD.clear()
 
 
 def _key(prefix: str = "sk-proj-") -> str:
     value = prefix + secrets.token_urlsafe(24)
-    Secret(value)
+    _HELD.append(Secret(value))
     return value
 
 
@@ -69,11 +77,11 @@ def test_a_secret_that_contains_another_is_scrubbed_whole() -> None:
 
 def test_secrets_with_other_characters_or_short_ones_are_scrubbed() -> None:
     phrase = f"correct horse {secrets.token_hex(6)} staple"
-    Secret(phrase)
+    _HELD.append(Secret(phrase))
     base64ish = f"{secrets.token_hex(8)}+/{secrets.token_hex(8)}=="
-    Secret(base64ish)
-    short = "ẞq¤7"  # Secret skips short values; the set may still hold one
-    model._SEEN_SECRETS.add(short)
+    _HELD.append(Secret(base64ish))
+    short = "ẞq¤7"  # Secret skips short values; the registry may still hold one
+    _HELD.append(model._register(short))
     out = redact(f"[{phrase}] [{base64ish}] [{short}]")
     assert out == f"[{REDACTED}] [{REDACTED}] [{REDACTED}]"
 
@@ -83,6 +91,36 @@ def test_a_secret_seen_after_an_earlier_redact_is_scrubbed() -> None:
     assert redact(first) == REDACTED
     later = _key()
     assert redact(f"{first} {later}") == f"{REDACTED} {REDACTED}"
+
+
+def test_a_secret_no_longer_held_is_forgotten() -> None:
+    """What keeps a process that rotates keys for weeks flat: only live keys stay known."""
+    before = secrets_held()
+    value = _key()
+    twin = Secret(value)  # a second holder of the same value (another table, a route)
+    assert secrets_held() == before + 1
+    _HELD.clear()
+    gc.collect()
+    assert redact(value) == REDACTED  # the twin still holds it
+    del twin
+    gc.collect()
+    assert redact(value) == value
+    assert secrets_held() == before
+    later = _key()  # the index still finds what comes after
+    assert redact(f"{value} {later}") == f"{value} {REDACTED}"
+
+
+def test_retain_secrets_keeps_every_value_seen_in_the_scope() -> None:
+    """A command's error boundary scrubs every key the command handled, held or not."""
+    kept = _key()
+    with retain_secrets():
+        _HELD.clear()  # seen before the scope, dropped during it
+        inside = "sk-proj-" + secrets.token_urlsafe(24)
+        Secret(inside)  # decrypted, used and dropped
+        gc.collect()
+        assert redact(f"{kept} {inside}") == f"{REDACTED} {REDACTED}"
+    gc.collect()
+    assert redact(f"{kept} {inside}") == f"{kept} {inside}"
 
 
 # --- one known secret in its encodings (redact_secret: the key a request carried) -------

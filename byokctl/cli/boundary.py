@@ -3,7 +3,9 @@
 A :class:`~byokctl.errors.ByokError` becomes a one-line message (and its hint) on stderr
 and exit code 1. Ctrl-C exits 130. Anything else is a bug: a short message names a crash
 log holding the traceback, and the exit code is :data:`~byokctl.errors.EXIT_CRASH` (3).
-Every text that leaves the process goes through :func:`~byokctl.model.redact`.
+Every text that leaves the process goes through :func:`~byokctl.model.redact`, with every
+secret the command has seen retained for it (:func:`~byokctl.model.retain_secrets`), also
+those whose values are no longer held when the error is reported.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from byokctl.errors import (
     StalePlanError,
     VerificationError,
 )
-from byokctl.model import redact
+from byokctl.model import redact, retain_secrets
 
 _URL_CREDENTIALS = re.compile(r"(://[^/@\s]*?:)[^/@\s]*@")
 
@@ -47,6 +49,11 @@ def crash_dir() -> Path:
 
 def guarded(run: Callable[[], int]) -> int:
     """Run ``run`` and turn every exception into an exit code and a safe message."""
+    with retain_secrets():
+        return _guarded(run)
+
+
+def _guarded(run: Callable[[], int]) -> int:
     try:
         return run()
     except ByokError as exc:

@@ -18,6 +18,7 @@ from typing import Any, Literal, TextIO
 from byokctl.commands._common import open_live_store, store_url
 from byokctl.errors import ByokError
 from byokctl.resolver import FEATURES, Resolver
+from byokctl.resolver.options import ResolverOptions
 from byokctl.store.runtime import open_runtime_store
 from byokctl.verify.classify import sanitize
 
@@ -34,7 +35,8 @@ def _resolver(store: str | None, *, err: TextIO) -> Iterator[Resolver]:
         live.close()
         raise
     # notify=False: a command only looks; it must never send a failure e-mail itself.
-    resolver = Resolver(live, runtime, refresh_interval=None, owns_stores=True, notify=False)
+    options = ResolverOptions(refresh_interval=None, notify=False)
+    resolver = Resolver(live, runtime, options, owns_stores=True)
     try:
         yield resolver
     finally:

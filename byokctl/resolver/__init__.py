@@ -22,8 +22,7 @@ See ``docs/resolver.md`` for reasons, costs, the breaker, e-mails and what a cra
 
 from __future__ import annotations
 
-from byokctl.resolver._notify import SMTP_FROM_ENV, SMTP_URL_ENV, SmtpConfig
-from byokctl.resolver._resolver import Resolver, WorkspaceStatus
+from byokctl.resolver._resolver import Resolver
 from byokctl.resolver._route import (
     BYOK_COST,
     DEFAULT_NEO_COSTS,
@@ -31,6 +30,8 @@ from byokctl.resolver._route import (
     ProviderResponse,
     Route,
 )
+from byokctl.resolver._status import WorkspaceStatus
+from byokctl.resolver.mail import SMTP_FROM_ENV, SMTP_URL_ENV, SmtpConfig
 from byokctl.store.runtime import BreakerPolicy, CreditUsage, Episode
 
 __all__ = [

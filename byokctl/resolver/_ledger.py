@@ -20,6 +20,7 @@ refused alone three flushes in a row while the store answers is set aside too.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from byokctl.errors import StoreError
 from byokctl.store.runtime import CreditEntry, RuntimeStore
 
 from ._table import Charge
+
+_log = logging.getLogger("byokctl.resolver")
 
 #: Longest workspace, feature or route name written to the ledger.
 MAX_NAME = 200
@@ -61,6 +64,7 @@ class CreditBuffer:
         #: Entries no store will take (see the module docstring); never retried.
         self.rejected: list[CreditEntry] = []
         self._solo_refusals = 0
+        self._rejected_logged = 0
         self._flush_lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -147,6 +151,17 @@ class CreditBuffer:
                 raise error  # maybe the store itself (a full disk): keep them for now
         self._solo_refusals = 0
         self._reject(refused)
+
+    def log_rejected(self) -> None:
+        """Log (once) the entries set aside since the last call."""
+        rejected = len(self.rejected)
+        if rejected > self._rejected_logged:
+            _log.warning(
+                "resolver: %d credit ledger entries were refused by the store as data "
+                "(not an outage) and set aside; the other entries were written",
+                rejected - self._rejected_logged,
+            )
+        self._rejected_logged = rejected
 
     def _reject(self, entries: list[CreditEntry]) -> None:
         merged = _merge(self.rejected + entries)

@@ -1,86 +1,153 @@
-"""Failure e-mails: the operator's SMTP settings, the message (pure), and sending it.
+"""Failure e-mails: which episode is owed one, what it says (pure), and the thread that sends.
 
 Which process sends an episode's e-mail is decided by the store
-(:meth:`~byokctl.store.runtime.RuntimeStore.claim_notification`); this module only says
-what the e-mail says and hands it to an SMTP server. The message is built from the
+(:meth:`~byokctl.store.runtime.RuntimeStore.claim_notification`, a lease); delivery is
+a :class:`~byokctl.resolver.mail.Mailer`'s job (SMTP). The message is built from the
 episode's sanitized detail and the workspace's names, never from credentials, and is
 passed through :func:`byokctl.model.redact` as a last line of defence.
+
+A failed send is retried after :data:`NOTIFY_RETRY_S`, doubling up to
+:data:`NOTIFY_RETRY_CAP_S`. Sending runs on its own thread, so a slow mail server never
+delays an AI action; during a store outage owed e-mails wait (the store records who
+sent what).
 """
 
 from __future__ import annotations
 
-import smtplib
-import ssl
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import logging
+import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Final
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Final
 
 from byokctl.catalog import PROVIDERS
+from byokctl.errors import MailError, StoreError
 from byokctl.model import redact
-from byokctl.store.runtime import Episode
+from byokctl.store.runtime import Episode, RuntimeStore
 
-SMTP_URL_ENV: Final = "BYOK_SMTP_URL"
-SMTP_FROM_ENV: Final = "BYOK_SMTP_FROM"
-DEFAULT_SENDER: Final = "byokctl@localhost"
-_DEFAULT_PORTS: Final = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+from .mail import Mailer
+
+if TYPE_CHECKING:
+    from ._refresh import Snapshot
+
+_log = logging.getLogger("byokctl.resolver")
+
+#: How long one process may hold an episode's e-mail before another may try it.
+NOTIFY_LEASE_S: Final = 60.0
+#: First retry of a failed e-mail after this many seconds, doubling up to the cap.
+NOTIFY_RETRY_S: Final = 30.0
+NOTIFY_RETRY_CAP_S: Final = 3600.0
+#: The e-mail thread looks for episodes opened by other processes this often.
+NOTIFY_POLL_S: Final = 5.0
 
 
-@dataclass(frozen=True)
-class SmtpConfig:
-    """Where failure e-mails go out: ``smtp://`` (plain), ``smtp+starttls://`` or ``smtps://``.
+class Notifier:
+    """Sends the e-mail of every open episode still owed one, through a :class:`Mailer`.
 
-    The URL may carry ``user:password@`` (percent-encoded); it is never printed.
+    ``snapshot`` gives the resolver's current view (recipients and models come from it);
+    ``available`` says whether the store answers; ``store_failed`` reports a store error.
     """
 
-    url: str
-    sender: str = DEFAULT_SENDER
-    timeout: float = 10.0
+    def __init__(
+        self,
+        runtime: RuntimeStore,
+        mailer: Mailer,
+        *,
+        clock: Callable[[], float],
+        snapshot: Callable[[], Snapshot | None],
+        available: Callable[[], bool],
+        store_failed: Callable[[StoreError], None],
+    ) -> None:
+        self._runtime = runtime
+        self._mailer = mailer
+        self._clock = clock
+        self._snapshot = snapshot
+        self._available = available
+        self._store_failed = store_failed
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
-        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(
-                f"{SMTP_URL_ENV} must look like smtp://host:port, smtp+starttls://host:port "
-                "or smtps://host:port"
-            )
+    def deliver(self) -> int:
+        """Send every owed e-mail now; return how many went out (see ``deliver_notifications``)."""
+        sent = 0
+        for episode in self._runtime.pending_notifications(now=self._clock()):
+            # Per episode: sending one may take a while (slow SMTP), and a lease or
+            # retry time computed from a stale clock would expire early.
+            now = self._clock()
+            if not self._runtime.claim_notification(episode.id, now=now, lease=NOTIFY_LEASE_S):
+                continue
+            sent += self._deliver_one(episode, now)
+        return sent
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> SmtpConfig | None:
-        """``BYOK_SMTP_URL`` and ``BYOK_SMTP_FROM``; ``None`` when no SMTP URL is set."""
-        url = env.get(SMTP_URL_ENV, "").strip()
-        if not url:
-            return None
-        return cls(url, env.get(SMTP_FROM_ENV, "").strip() or DEFAULT_SENDER)
-
-    def __repr__(self) -> str:
-        parts = urlsplit(self.url)
-        return f"SmtpConfig({parts.scheme}://{parts.hostname}:{parts.port}, sender={self.sender!r})"
-
-    __str__ = __repr__
-
-
-def send(config: SmtpConfig, message: EmailMessage, recipients: Sequence[str]) -> None:
-    """Deliver ``message``; raises :class:`OSError` or :class:`smtplib.SMTPException`."""
-    parts = urlsplit(config.url)
-    host = parts.hostname or "localhost"
-    port = parts.port or _DEFAULT_PORTS[parts.scheme]
-    client: smtplib.SMTP
-    if parts.scheme == "smtps":
-        client = smtplib.SMTP_SSL(
-            host, port, timeout=config.timeout, context=ssl.create_default_context()
+    def _deliver_one(self, episode: Episode, now: float) -> int:
+        snap = self._snapshot()
+        live = snap.state.workspaces.get(episode.workspace) if snap else None
+        recipients = tuple(live.workspace.notify) if live else ()
+        unreadable = snap.state.unreadable.get(episode.workspace) if snap else None
+        if unreadable is not None:
+            recipients = unreadable.notify  # what its notify column still says
+        if not recipients:
+            self._runtime.record_notification(episode.id, (), now=now)
+            return 0
+        cfg = live.workspace.providers.get(episode.provider) if live else None
+        message = compose(
+            episode,
+            model=cfg.model if cfg else None,
+            sender=self._mailer.sender,
+            recipients=recipients,
         )
-    else:
-        client = smtplib.SMTP(host, port, timeout=config.timeout)
-    with client:
-        if parts.scheme == "smtp+starttls":
-            client.starttls(context=ssl.create_default_context())
-        if parts.username:
-            client.login(unquote(parts.username), unquote(parts.password or ""))
-        client.send_message(message, from_addr=config.sender, to_addrs=list(recipients))
+        try:
+            self._mailer.send(message, recipients)
+        except MailError as exc:
+            delay = min(NOTIFY_RETRY_S * 2 ** max(episode.notify_attempts, 0), NOTIFY_RETRY_CAP_S)
+            self._runtime.record_notification_failure(
+                episode.id, exc.message, now=now, retry_at=now + delay
+            )
+            _log.warning(
+                "resolver: the failure e-mail for %s could not be sent (%s); retrying in %d s",
+                episode.workspace,
+                exc.message.partition(":")[0],
+                delay,
+            )
+            return 0
+        self._runtime.record_notification(episode.id, recipients, now=self._clock())
+        return 1
+
+    def wake(self) -> None:
+        """An episode was opened: look for owed e-mails now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self, interval: float = NOTIFY_POLL_S) -> None:
+        """Start the sending thread (``byokctl-resolver-notify``)."""
+        self._thread = threading.Thread(
+            target=self._run, args=(interval,), name="byokctl-resolver-notify", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (an e-mail being sent is finished first)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if not self._available():
+                continue  # owed e-mails wait for the store (it records who sends them)
+            try:
+                self.deliver()
+            except StoreError as exc:
+                self._store_failed(exc)
+            except Exception:
+                _log.exception("resolver: sending failure e-mails failed")
 
 
 _WHAT_TO_DO: Final = {

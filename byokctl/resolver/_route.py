@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -36,6 +37,15 @@ STORE_UNAVAILABLE: Final = "store_unavailable"
 STORE_ERROR: Final = "store_error"
 #: The enabled provider has no API key in the store (written outside byokctl).
 MISSING_CREDENTIALS: Final = "provider_failed:missing_credentials"
+
+
+#: A workspace name (the schema's slug): only such unknown names are charged to the ledger.
+_SLUG: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def chargeable(workspace: object) -> bool:
+    """Whether an unknown workspace name may go to the ledger: only a valid slug can."""
+    return isinstance(workspace, str) and _SLUG.fullmatch(workspace) is not None
 
 
 def canonical_feature(feature: str) -> str:

@@ -20,7 +20,6 @@ from typing import Any, Final, Protocol, TypeVar
 
 # Public in byokctl.store.runtime now; both names stay importable here, their old and
 # private place, until the resolver imports them from there (the alias re-exports).
-from ._runtime import MAX_RETRY_AFTER_S as MAX_RETRY_AFTER_S  # noqa: PLC0414
 from ._runtime import (
     BreakerPolicy,
     CreditUsage,
@@ -30,8 +29,8 @@ from ._runtime import (
     HealthRecord,
     HealthStatus,
     ProbeGrant,
+    capped_retry_after,
 )
-from ._runtime import capped_retry_after as capped_retry_after  # noqa: PLC0414
 
 HEALTH_COLUMNS: Final = (
     "workspace, provider, credential_fingerprint, status, reason, failures,"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import secrets
 from pathlib import Path
 
 import pytest
 
 from byokctl.cli.boundary import crash_dir, guarded
 from byokctl.errors import EXIT_CRASH, EXIT_INTERRUPTED, ConfigError
-from byokctl.model import Secret
+from byokctl.model import Secret, redact
 
 CANARY = "sk-boundary-canary-7f3a9c1e"
 
@@ -54,6 +56,25 @@ def test_user_error_message_is_scrubbed(capsys: pytest.CaptureFixture[str]) -> N
 
     guarded(run)
     assert CANARY not in capsys.readouterr().err
+
+
+def test_a_secret_the_command_no_longer_holds_is_still_scrubbed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key = f"sk-dropped-canary-{secrets.token_hex(8)}"
+
+    def run() -> int:
+        Secret(key)  # decrypted, used and dropped before the error is reported
+        gc.collect()
+        raise RuntimeError(f"the provider echoed {key}")
+
+    assert guarded(run) == EXIT_CRASH
+    [log] = list(crash_dir().glob("crash-*.log"))
+    assert key not in log.read_text()
+    assert key not in capsys.readouterr().err
+    # After the command, a process does not keep the keys it no longer holds.
+    gc.collect()
+    assert redact(key) == key
 
 
 def test_crash_dir_is_not_the_real_home(tmp_path: Path) -> None:

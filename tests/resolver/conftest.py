@@ -20,6 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from byokctl.store import MasterKey, Store, open_store
+from byokctl.store.runtime import RuntimeStore, open_runtime_store
 from tests.pg import postgres_database, postgres_schema_url  # noqa: F401 - a fixture
 from tests.resolver.helpers import Clock
 
@@ -46,6 +47,15 @@ def store(store_url: str, master_key: MasterKey) -> Iterator[Store]:
     s = open_store(store_url, master_key=master_key)
     yield s
     s.close()
+
+
+@pytest.fixture
+def runtime(store: Store, store_url: str) -> Iterator[RuntimeStore]:
+    """The runtime side of the same store, opened apart from any resolver: what every
+    process sees (health, episodes, e-mails sent, the ledger)."""
+    rt = open_runtime_store(store_url)
+    yield rt
+    rt.close()
 
 
 @pytest.fixture

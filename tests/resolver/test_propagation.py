@@ -69,6 +69,16 @@ def pg_url(postgres_database: str) -> str:
     return postgres_schema_url(postgres_database)
 
 
+def _listen_pids(pg_url: str) -> set[int]:
+    """Backends of this database's resolver LISTEN connections (``byokctl-listen``)."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE application_name = 'byokctl-listen' AND datname = current_database()"
+        ).fetchall()
+    return {int(row[0]) for row in rows}
+
+
 def _wait_for(check: object, timeout: float) -> float:
     """Seconds until ``check()`` is true; fails after ``timeout``."""
     started = time.monotonic()
@@ -85,7 +95,7 @@ def test_polling_catches_a_change_whose_notification_was_missed(pg_url: str) -> 
         put(store, workspace("acme", "openai"))
         with Resolver.from_url(pg_url, master_key=key, refresh_interval=0.3, env={}) as r:
             route = r.peek("acme", "assist")
-            assert r._feed is not None and r._feed.connected
+            _wait_for(lambda: len(_listen_pids(pg_url)) == 1, 5.0)  # its LISTEN connection
             # A health change written without NOTIFY: as if the notification was lost.
             with psycopg.connect(pg_url, autocommit=True) as conn:
                 conn.execute(
@@ -109,14 +119,11 @@ def test_a_dropped_listen_connection_reconnects_and_keeps_changes_fast(pg_url: s
         with Resolver.from_url(
             pg_url, master_key=key, refresh_interval=30.0, max_staleness=None, env={}
         ) as r:
-            feed = r._feed
-            assert feed is not None and feed._conn is not None
-            old_pid = feed._conn.info.backend_pid
+            _wait_for(lambda: len(_listen_pids(pg_url)) == 1, 5.0)
+            [old_pid] = _listen_pids(pg_url)
             with psycopg.connect(pg_url, autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (old_pid,))
-            _wait_for(
-                lambda: feed._conn is not None and feed._conn.info.backend_pid != old_pid, 5.0
-            )
+            _wait_for(lambda: (pids := _listen_pids(pg_url)) and old_pid not in pids, 5.0)
             put(store, workspace("acme", "anthropic"))
             delay = _wait_for(lambda: r.peek("acme", "assist").provider == "anthropic", 2.0)
     assert delay < 0.5, delay

@@ -19,7 +19,9 @@ import pytest
 
 from byokctl.commands.resolve import status
 from byokctl.resolver import BreakerPolicy, ProviderResponse, Resolver
-from byokctl.store import MasterKey, Store
+from byokctl.resolver.options import ResolverOptions
+from byokctl.store import MasterKey, Store, open_store
+from byokctl.store.runtime import RuntimeStore, open_runtime_store
 from byokctl.verify.classify import Classification, ClassifiedFailure, Outcome, sanitize
 from tests.resolver.conftest import Mailbox
 from tests.resolver.helpers import CANARY, Clock, put, workspace
@@ -45,9 +47,9 @@ def make(
         r.close()
 
 
-def test_app_made_classifications_are_sanitized_before_storing_and_in_status(
+def test_app_made_classifications_are_sanitized_before_storing_and_in_status(  # noqa: PLR0917 - pytest parameters
     store: Store, store_url: str, master_key: MasterKey, make: Callable[..., Resolver],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, runtime: RuntimeStore,
 ) -> None:  # fmt: skip
     put(store, workspace("acme"), workspace("beta"))
     r = make()
@@ -55,7 +57,7 @@ def test_app_made_classifications_are_sanitized_before_storing_and_in_status(
     c = r.report(r.resolve("acme", "assist"), Classification(Outcome.INVALID_KEY, raw))
     assert c is not None and CANARY not in c.detail
     r.report(r.resolve("beta", "assist"), ClassifiedFailure(Classification(Outcome.OUTAGE, raw)))
-    details = [e.detail for e in r._runtime.episodes(open_only=False)]
+    details = [e.detail for e in runtime.episodes(open_only=False)]
     assert details and not any(CANARY in d for d in details)
     monkeypatch.setenv("BYOK_MASTER_KEY", master_key.to_base64())
     for fmt in ("json", "text"):
@@ -74,7 +76,7 @@ def test_sanitize_cuts_huge_provider_text_before_the_patterns() -> None:
 
 
 def test_a_late_report_from_the_old_key_keeps_the_new_keys_sticky_state(
-    store: Store, make: Callable[..., Resolver]
+    store: Store, make: Callable[..., Resolver], runtime: RuntimeStore
 ) -> None:
     put(store, workspace("acme", key="sk-old-key-aaaaaaaaaaaaaaaaaaaaa"))
     r, other = make(), make()  # ``other`` still has the old key's routes
@@ -87,7 +89,7 @@ def test_a_late_report_from_the_old_key_keeps_the_new_keys_sticky_state(
     other.report(old, ProviderResponse(503))  # the store refuses it too
     r.refresh()
     assert r.peek("acme", "assist").reason == "provider_failed:invalid_key"
-    assert [(e.outcome, e.close_reason) for e in r._runtime.episodes(open_only=False)] == [
+    assert [(e.outcome, e.close_reason) for e in runtime.episodes(open_only=False)] == [
         ("invalid_key", None)
     ]
 
@@ -126,40 +128,40 @@ def test_a_bad_workspace_name_neither_blocks_credits_nor_fakes_an_outage(
     put(store, workspace("acme"))
     r = make()
     r.resolve(bad, "assist")  # an unknown, unchargeable name: not in the ledger
-    r._charge((bad, "assist", "neo", 3, 1))  # even if one got into the buffer
+    r.credits.append((bad, "assist", "neo", 3, 1))  # even if one got into the buffer
     r.resolve("acme", "assist")
     r.flush()
     assert r.store_available
     assert [(u.workspace, u.actions) for u in r.credit_usage()] == [("acme", 1)]
-    assert r._ledger.unwritten == 0
-    assert len(r._ledger.rejected) == 1
+    assert r.credits.unwritten == 0
+    assert len(r.credits.rejected) == 1
 
 
 def test_the_refresh_thread_survives_a_flush_bug_and_close_still_closes(
     store: Store, store_url: str, master_key: MasterKey, caplog: pytest.LogCaptureFixture
 ) -> None:
     put(store, workspace("acme"))
-    r = Resolver.from_url(
-        store_url, master_key=master_key, refresh_interval=0.05, max_staleness=5.0, env={}
-    )
-    r._charge((["unhashable"], "assist", "neo", 3, 1))  # type: ignore[arg-type]
+    runtime = open_runtime_store(store_url)  # opened here, owned by the resolver
+    options = ResolverOptions(refresh_interval=0.05, max_staleness=5.0, env={})
+    r = Resolver(open_store(store_url, master_key=master_key), runtime, options, owns_stores=True)
+    r.credits.append((["unhashable"], "assist", "neo", 3, 1))  # type: ignore[arg-type]
     with caplog.at_level(logging.ERROR, "byokctl.resolver"):
         time.sleep(0.3)
         assert any(t.name == "byokctl-resolver-refresh" for t in threading.enumerate())
-        r._charge((["unhashable"], "assist", "neo", 3, 1))  # type: ignore[arg-type]
+        r.credits.append((["unhashable"], "assist", "neo", 3, 1))  # type: ignore[arg-type]
         r.close()  # the flush in close fails too: the stores are closed anyway
     assert "could not flush the credit buffer" in caplog.text
     if store_url.startswith("sqlite"):  # PostgreSQL's pool would reconnect on demand
         with pytest.raises(Exception):  # noqa: B017, PT011 - closed: any driver error
-            r._runtime.versions()
+            runtime.versions()
 
 
-def test_status_and_resolve_commands_never_send_email(
-    store_url: str, master_key: MasterKey, make: Callable[..., Resolver],
-    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch,
+def test_status_and_resolve_commands_never_send_email(  # noqa: PLR0917 - pytest parameters
+    store: Store, store_url: str, master_key: MasterKey, make: Callable[..., Resolver],
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, runtime: RuntimeStore,
 ) -> None:  # fmt: skip
     r = make()
-    put(r._store, workspace("acme"))
+    put(store, workspace("acme"))
     r.refresh()
     r.report(r.resolve("acme", "assist"), ProviderResponse(401, b"{}"))
     monkeypatch.setenv("BYOK_MASTER_KEY", master_key.to_base64())
@@ -170,17 +172,17 @@ def test_status_and_resolve_commands_never_send_email(
     resolve("acme", feature="assist", store=store_url, fmt="json", out=io.StringIO(),
             err=io.StringIO())  # fmt: skip
     assert mailbox.wait_for(1, timeout=0.3) == []
-    assert [e.notified_at for e in r._runtime.episodes()] == [None]
+    assert [e.notified_at for e in runtime.episodes()] == [None]
 
 
 def test_a_probe_claim_never_blocks_resolve_on_a_busy_store(
     tmp_path: Path, master_key: MasterKey, clock: Clock
 ) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
+    with open_store(url, master_key=master_key) as store:
+        put(store, workspace("acme"))
     with Resolver.from_url(url, master_key=master_key, refresh_interval=None, clock=clock,
                            breaker=POLICY, env={}) as r:  # fmt: skip
-        put(r._store, workspace("acme"))
-        r.refresh()
         r.report(r.resolve("acme", "assist"), ProviderResponse(503))
         clock.advance(POLICY.cooldown + 1)
         other = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
@@ -215,7 +217,11 @@ def test_buffered_credits_are_flushed_at_exit_without_close(
 
 
 def test_each_episode_email_lease_uses_the_clock_of_its_own_attempt(
-    store: Store, make: Callable[..., Resolver], mailbox: Mailbox, clock: Clock
+    store: Store,
+    make: Callable[..., Resolver],
+    mailbox: Mailbox,
+    clock: Clock,
+    runtime: RuntimeStore,
 ) -> None:
     from byokctl.resolver import SmtpConfig
 
@@ -231,5 +237,5 @@ def test_each_episode_email_lease_uses_the_clock_of_its_own_attempt(
     for name in ("a1", "a2"):
         r.report(r.resolve(name, "assist"), ProviderResponse(401, b"{}"))
     assert r.deliver_notifications() == 2
-    sent = sorted(e.notified_at or 0 for e in r._runtime.episodes())
+    sent = sorted(e.notified_at or 0 for e in runtime.episodes())
     assert sent[0] < sent[1]  # each recorded at its own attempt's time

@@ -14,6 +14,7 @@ import pytest
 from byokctl.model import NEO
 from byokctl.resolver import BreakerPolicy, ProviderResponse, Resolver
 from byokctl.store import MasterKey, Store
+from byokctl.store.runtime import RuntimeStore
 from tests.resolver.helpers import Clock, put, workspace
 
 POLICY = BreakerPolicy(threshold=3, window=60.0, cooldown=30.0, probe_timeout=10.0)
@@ -80,7 +81,7 @@ def test_neo_costs_are_configurable(store: Store, make: Callable[..., Resolver])
 
 
 def test_sticky_failure_survives_restart_and_clears_when_apply_changes_the_key(
-    store: Store, make: Callable[..., Resolver]
+    store: Store, make: Callable[..., Resolver], runtime: RuntimeStore
 ) -> None:
     put(store, workspace("acme", "openai"))
     first = make()
@@ -98,7 +99,7 @@ def test_sticky_failure_survives_restart_and_clears_when_apply_changes_the_key(
     again = second.resolve("acme", "assist")
     assert (again.provider, again.reason) == ("openai", "byok")
     assert again.api_key() == "sk-rotated-key-000000000000"
-    closed = second._runtime.episodes(workspace="acme", open_only=False)
+    closed = runtime.episodes(workspace="acme", open_only=False)
     assert [(e.close_reason) for e in closed] == ["credentials_changed"]
 
 
@@ -143,7 +144,7 @@ def test_a_sticky_failure_is_not_cleared_by_waiting_or_by_another_success(
 
 
 def test_breaker_opens_cools_down_probes_once_and_closes(
-    store: Store, make: Callable[..., Resolver], clock: Clock
+    store: Store, make: Callable[..., Resolver], clock: Clock, runtime: RuntimeStore
 ) -> None:
     put(store, workspace("acme", "openai"))
     a, b = make(), make()  # two processes sharing the store
@@ -176,7 +177,7 @@ def test_breaker_opens_cools_down_probes_once_and_closes(
     assert b.resolve("acme", "assist").reason == "byok"
     a.refresh()
     assert a.resolve("acme", "assist").reason == "byok"
-    episodes = a._runtime.episodes(workspace="acme", open_only=False)
+    episodes = runtime.episodes(workspace="acme", open_only=False)
     assert [(e.outcome, e.close_reason) for e in episodes] == [("outage", "recovered")]
 
 
@@ -225,7 +226,7 @@ def test_retry_after_longer_than_the_cooldown_is_honoured(
 
 
 def test_sticky_failure_while_the_breaker_is_open_escalates(
-    store: Store, make: Callable[..., Resolver], clock: Clock
+    store: Store, make: Callable[..., Resolver], clock: Clock, runtime: RuntimeStore
 ) -> None:
     put(store, workspace("acme", "openai"))
     r = make()
@@ -237,7 +238,7 @@ def test_sticky_failure_while_the_breaker_is_open_escalates(
         429, b'{"error":{"type":"insufficient_quota","code":"insufficient_quota","message":"quota"}}'
     ))  # fmt: skip
     assert r.resolve("acme", "assist").reason == "provider_failed:no_credits"
-    episodes = r._runtime.episodes(workspace="acme", open_only=False)
+    episodes = runtime.episodes(workspace="acme", open_only=False)
     assert [(e.outcome, e.close_reason) for e in episodes] == [
         ("no_credits", None),
         ("outage", "escalated"),

@@ -15,6 +15,7 @@ from byokctl.errors import ByokError, StoreError
 from byokctl.model import NEO
 from byokctl.resolver import DEFAULT_NEO_COSTS, ProviderResponse, Resolver, SmtpConfig
 from byokctl.store import MasterKey, Store, open_store
+from byokctl.store.runtime import RuntimeStore
 from tests.damage import DAMAGE, flip_ciphertext, run_sql
 from tests.resolver.conftest import Mailbox
 from tests.resolver.helpers import CANARY, put, workspace
@@ -76,7 +77,11 @@ def test_a_bad_row_routes_its_workspace_to_neo_and_no_other(
 
 
 def test_the_operator_is_mailed_once_and_the_episode_closes_when_repaired(
-    store: Store, store_url: str, master_key: MasterKey, mailbox: Mailbox
+    store: Store,
+    store_url: str,
+    master_key: MasterKey,
+    mailbox: Mailbox,
+    runtime: RuntimeStore,
 ) -> None:
     put(
         store,
@@ -112,8 +117,8 @@ def test_the_operator_is_mailed_once_and_the_episode_closes_when_repaired(
         assert first.refresh()
         route = first.resolve("acme", "assist")
         assert (route.provider, route.reason) == ("openai", "byok")
-        assert first._runtime.episodes(workspace="acme", open_only=True) == []
-        closed = first._runtime.episodes(workspace="acme", open_only=False)
+        assert runtime.episodes(workspace="acme", open_only=True) == []
+        closed = runtime.episodes(workspace="acme", open_only=False)
         assert [(e.outcome, e.close_reason) for e in closed] == [
             ("store_error", "store_rows_repaired")
         ]
@@ -164,7 +169,7 @@ def test_a_bad_runtime_row_fails_closed_for_its_workspace_alone(
 
 
 def test_a_providers_own_failure_survives_the_unreadable_time(
-    store: Store, store_url: str, master_key: MasterKey
+    store: Store, store_url: str, master_key: MasterKey, runtime: RuntimeStore
 ) -> None:
     put(store, workspace("acme", key=ACME_KEY), workspace("beta", key=BETA_KEY))
     with Resolver.from_url(store_url, master_key=master_key, refresh_interval=None, env={}) as r:
@@ -176,7 +181,7 @@ def test_a_providers_own_failure_survives_the_unreadable_time(
     flip_ciphertext(store_url, "acme", "beta")
     with Resolver.from_url(store_url, master_key=master_key, refresh_interval=None, env={}) as r:
         assert r.resolve("acme", "assist").reason == "store_error"
-        open_now = r._runtime.episodes(workspace="acme", open_only=True)
+        open_now = runtime.episodes(workspace="acme", open_only=True)
         assert sorted(e.outcome for e in open_now) == ["invalid_key", "store_error"]
         # The rows are restored as they were (a backup): the key is still the revoked one.
         run_sql(
@@ -189,6 +194,6 @@ def test_a_providers_own_failure_survives_the_unreadable_time(
         put(store, workspace("gamma"))  # any apply moves the serial: the resolver reloads
         assert r.refresh()
         assert r.resolve("acme", "assist").reason == "provider_failed:invalid_key"
-        still_open = r._runtime.episodes(workspace="acme", open_only=True)
+        still_open = runtime.episodes(workspace="acme", open_only=True)
         assert [e.outcome for e in still_open] == ["invalid_key"]  # the same episode: no new mail
         assert still_open[0].id in {e.id for e in open_now}

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import byokctl.store
 import byokctl.store.runtime
-from byokctl.store import _health
 
 STORE = Path(byokctl.store.__file__).parent
 MAX_LINES = 500
@@ -86,10 +85,9 @@ def test_runtime_exports_are_pinned() -> None:
     assert set(byokctl.store.runtime.RUNTIME_BACKENDS) == set(byokctl.store.BACKENDS)
 
 
-def test_capped_retry_after_is_public_and_still_importable_from_its_old_place() -> None:
+def test_capped_retry_after_is_public() -> None:
     cap = byokctl.store.runtime.capped_retry_after
-    assert _health.capped_retry_after is cap  # the resolver's import until it switches
-    assert _health.MAX_RETRY_AFTER_S == byokctl.store.runtime.MAX_RETRY_AFTER_S == 3600.0
+    assert byokctl.store.runtime.MAX_RETRY_AFTER_S == 3600.0
     assert cap(None) is None
     assert cap(float("nan")) is None
     assert cap(-5.0) == 0.0

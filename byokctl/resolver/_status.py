@@ -1,0 +1,73 @@
+"""What ``byokctl status`` shows: each workspace's route now, why, since when, its episodes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from byokctl.model import NEO
+from byokctl.store.runtime import Episode
+
+from ._refresh import Snapshot
+from ._route import BYOK, FEATURES
+from ._table import Entry, store_error_key
+
+
+@dataclass(frozen=True)
+class WorkspaceStatus:
+    """Where one workspace's AI traffic goes now, why, since when, and its open episodes."""
+
+    workspace: str
+    enabled: str | None
+    provider: str
+    model: str
+    reason: str
+    since: float
+    episodes: tuple[Episode, ...] = field(default=())
+
+
+def workspace_statuses(
+    snap: Snapshot,
+    table: Mapping[str, Mapping[str, Entry]],
+    open_episodes: Iterable[Episode],
+    *,
+    now: float,
+) -> list[WorkspaceStatus]:
+    """Every workspace of ``snap``, sorted by name: its route in ``table`` and its episodes."""
+    episodes: dict[str, list[Episode]] = {}
+    for ep in open_episodes:
+        episodes.setdefault(ep.workspace, []).append(ep)
+    out = []
+    for name, live in snap.state.workspaces.items():
+        route = table[name][FEATURES[0]].route
+        since = live.updated_at.timestamp()
+        if route.reason != BYOK and route.provider == NEO and live.workspace.enabled:
+            h = snap.health.get((name, live.workspace.enabled))
+            since = h.since if h is not None else since
+        out.append(
+            WorkspaceStatus(
+                workspace=name,
+                enabled=live.workspace.enabled,
+                provider=route.provider,
+                model=route.model,
+                reason=route.reason,
+                since=since,
+                episodes=tuple(episodes.get(name, ())),
+            )
+        )
+    for name, ws in snap.state.unreadable.items():
+        h = snap.health.get(store_error_key(ws))
+        route = table[name][FEATURES[0]].route
+        out.append(
+            WorkspaceStatus(
+                workspace=name,
+                enabled=ws.enabled,
+                provider=route.provider,
+                model=route.model,
+                reason=route.reason,
+                since=h.since if h is not None else now,
+                episodes=tuple(episodes.get(name, ())),
+            )
+        )
+    out.sort(key=lambda st: st.workspace)
+    return out
