@@ -41,6 +41,7 @@ import httpx
 
 from byokctl.catalog import PROVIDERS, SANDBOX_URL_ENV, operator_base_url
 from byokctl.model import ProviderConfig, redact_secret, redact_secret_bytes
+from byokctl.verify._transport import AiohttpTransport
 from byokctl.verify.classify import Classification, ClassifiedFailure, Outcome
 
 #: Larger answers are abandoned: a list of models is a few hundred KB at most.
@@ -197,12 +198,19 @@ def make_client(
     timeout: httpx.Timeout | None = None,
     tls: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
-    """The safe client: no redirects, timeouts, no env credentials or proxies, no cookies."""
+    """The safe client: no redirects, timeouts, no env credentials or proxies, no cookies.
+
+    Its connections are aiohttp's (:mod:`byokctl.verify._transport`, at most
+    ``parallelism`` of them) unless a ``transport`` is given.
+    """
+    if transport is None:
+        transport = AiohttpTransport(
+            tls=tls if tls is not None else httpx.create_ssl_context(),
+            max_connections=parallelism,
+        )
     return httpx.AsyncClient(
         follow_redirects=False,
-        verify=tls if tls is not None else True,
         timeout=timeout or default_timeout(),
-        limits=httpx.Limits(max_connections=parallelism, max_keepalive_connections=parallelism),
         trust_env=False,
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         transport=transport,
