@@ -20,7 +20,6 @@ import os
 import queue
 import secrets
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -159,11 +158,17 @@ class VerifyCache:
             "checked_at": self._clock(),
         }
         self._hmac_key()  # creates the directory with its mode
-        fd, tmp = tempfile.mkstemp(prefix=".entry.", dir=self.directory)
+        data = json.dumps(doc, separators=(",", ":")).encode()
+        # Created 0600 and exclusively under a random name, then renamed over the entry:
+        # a reader sees the old entry or the new one, never half of one. (What
+        # tempfile.mkstemp does, in four system calls and no file object.)
+        tmp = self.directory / f".entry.{secrets.token_hex(8)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
         try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f)
-            os.chmod(tmp, stat.S_IRUSR | stat.S_IWUSR)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
             os.replace(tmp, self.directory / f"{fingerprint}.json")
         except BaseException:
             with contextlib.suppress(OSError):
