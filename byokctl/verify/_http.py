@@ -29,6 +29,7 @@ catalog defaults are trusted as given.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -191,6 +192,12 @@ def default_timeout() -> httpx.Timeout:
     return httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT, pool=None)
 
 
+@functools.cache
+def _default_tls() -> ssl.SSLContext:
+    """The CA bundle's context, built once per process (loading it costs ~30 ms)."""
+    return httpx.create_ssl_context()
+
+
 def make_client(
     *,
     parallelism: int,
@@ -205,8 +212,7 @@ def make_client(
     """
     if transport is None:
         transport = AiohttpTransport(
-            tls=tls if tls is not None else httpx.create_ssl_context(),
-            max_connections=parallelism,
+            tls=tls if tls is not None else _default_tls(), max_connections=parallelism
         )
     return httpx.AsyncClient(
         follow_redirects=False,
