@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""The project's two commands, needing nothing but Python 3.11+.
+"""The project's commands, needing nothing but Python 3.11+.
 
 python3 tasks.py demo    set up .venv, then run byokctl on the example GitOps repo
 python3 tasks.py test    set up .venv, then run the test suite
 python3 tasks.py lint    ruff check, ruff format --check, mypy --strict (CI runs it too)
+python3 tasks.py bench   run every benchmark, then print one table (on demand, never in CI)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -100,7 +103,58 @@ def lint() -> None:
     run(BIN / "mypy", "--strict", "byokctl")
 
 
-COMMANDS = {"demo": demo, "test": test, "lint": lint, "setup": setup}
+#: Every benchmark, in the order run: each prints its own lines and reports its rows.
+BENCHMARKS = ("validate", "sops_decrypt", "plan_apply", "verify", "resolver", "store")
+
+
+def bench() -> None:
+    """Run every benchmark in ``benchmarks/`` and print one table of their claims.
+
+    Each row: the measure, its anchor, the value now, the ratio, the target the issues
+    name, and whether it is met. Exits 1 when a target is missed or a benchmark failed.
+    The machine's load average is printed before and after: on a shared machine it says
+    how far the times can be trusted.
+    """
+    setup()
+    failed: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="byok-bench-report-") as tmp:
+        rows_file = Path(tmp) / "rows.jsonl"
+        env = {**os.environ, "BYOK_BENCH_REPORT": str(rows_file)}
+        load_before = os.getloadavg()
+        for name in BENCHMARKS:
+            try:
+                run(PY, ROOT / "benchmarks" / f"{name}.py", env=env)
+            except subprocess.CalledProcessError as exc:
+                failed.append(f"{name}.py exited {exc.returncode}")
+        load_after = os.getloadavg()
+        rows = (
+            [json.loads(line) for line in rows_file.read_text().splitlines()]
+            if (rows_file.exists())
+            else []
+        )
+    header = ("measure", "anchor", "now", "ratio", "target", "met")
+    table = [[str(r[h]) if h != "met" else _met(r["met"]) for h in header] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(header)]
+    print()
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(
+        f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, "
+        f"on {os.cpu_count()} CPUs"
+    )
+    for failure in failed:
+        print(f"failed: {failure}")
+    if failed or any(r["met"] is False for r in rows):
+        raise SystemExit(1)
+
+
+def _met(met: bool | None) -> str:
+    return {True: "yes", False: "NO", None: "n/a"}[met]
+
+
+COMMANDS = {"demo": demo, "test": test, "lint": lint, "setup": setup, "bench": bench}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

@@ -4,9 +4,12 @@ Claim (issue 3, SPEC §4): a plan over thousands of workspaces must not spawn a 
 per file; native decryption should be at least 10x faster per file than the binary.
 
 Generates N workspace files (default 500), encrypts them with the real sops to a
-throwaway age key, then decrypts every file natively (one shared Identities, as a plan
+throwaway age key, then decrypts each file natively (one shared Identities, as a plan
 does) and with the sops binary called directly (``SOPS_DISABLE_VERSION_CHECK=1``, not
-via the Python wrapper script). Prints both per-file medians and the ratio.
+via the Python wrapper script), in pairs: native then binary on the same file, file after
+file (A B A B), so a swing in the machine's load hits both sides of a pair alike. Prints
+both per-file medians, and the median of the per-file ratios (the paired median, which
+the README quotes).
 
     python benchmarks/sops_decrypt.py [--files 500]
 """
@@ -26,6 +29,9 @@ from pathlib import Path
 import pyrage
 
 from byokctl.sops import decrypt_file, find_sops_binary, load_identities
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import Row, report
 
 PROVIDERS = ("openai", "anthropic", "gemini", "xai", "deepseek")
 
@@ -80,7 +86,9 @@ def main() -> int:
         print(f"encrypted {args.files} files with sops in {time.perf_counter() - started:.1f}s")
 
         identities = load_identities(env)
+        decrypt_file(files[0], identities=identities)  # key loading is not per file
         native: list[float] = []
+        binary: list[float] = []
         for path in files:
             content = path.read_bytes()
             t0 = time.perf_counter()
@@ -89,9 +97,6 @@ def main() -> int:
             if result.via != "native":
                 print(f"{path}: served by the binary ({result.fallback_reason})", file=sys.stderr)
                 return 1
-
-        binary: list[float] = []
-        for path in files:
             t0 = time.perf_counter()
             subprocess.run(
                 [str(sops), "decrypt", str(path)], env=env, check=True, capture_output=True
@@ -100,15 +105,25 @@ def main() -> int:
 
     native_ms = statistics.median(native) * 1000
     binary_ms = statistics.median(binary) * 1000
+    paired = statistics.median(b / n for n, b in zip(native, binary, strict=True))
     print(f"sops binary    {sops}")
-    print(f"files          {args.files}")
-    first_ms = native[0] * 1000
-    print(
-        f"native median  {native_ms:.3f} ms/file  (first file, with key loading: {first_ms:.2f} ms)"
-    )
+    print(f"files          {args.files}, native and binary alternating per file")
+    print(f"native median  {native_ms:.3f} ms/file")
     print(f"binary median  {binary_ms:.3f} ms/file")
-    print(f"ratio          {binary_ms / native_ms:.1f}x  (target >= 10x)")
-    return 0 if binary_ms / native_ms >= 10 else 1
+    print(f"paired median of binary/native per file: {paired:.1f}x  (target >= 10x)")
+    report(
+        [
+            Row(
+                "SOPS decrypt per file, native (paired with the binary)",
+                f"sops binary {binary_ms:.2f} ms/file",
+                f"{native_ms:.3f} ms/file",
+                f"{paired:.0f}x (paired median)",
+                ">= 10x",
+                paired >= 10,
+            )
+        ]
+    )
+    return 0 if paired >= 10 else 1
 
 
 if __name__ == "__main__":

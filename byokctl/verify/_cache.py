@@ -17,14 +17,16 @@ import hashlib
 import hmac
 import json
 import os
+import queue
 import secrets
 import stat
-import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from types import TracebackType
+from typing import Final, Self
 
 from byokctl.errors import VerificationError
 from byokctl.verify.classify import Classification, Outcome
@@ -156,13 +158,70 @@ class VerifyCache:
             "checked_at": self._clock(),
         }
         self._hmac_key()  # creates the directory with its mode
-        fd, tmp = tempfile.mkstemp(prefix=".entry.", dir=self.directory)
+        data = json.dumps(doc, separators=(",", ":")).encode()
+        # Created 0600 and exclusively under a random name, then renamed over the entry:
+        # a reader sees the old entry or the new one, never half of one. (What
+        # tempfile.mkstemp does, in four system calls and no file object.)
+        tmp = self.directory / f".entry.{secrets.token_hex(8)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
         try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f)
-            os.chmod(tmp, stat.S_IRUSR | stat.S_IWUSR)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
             os.replace(tmp, self.directory / f"{fingerprint}.json")
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+class CacheWriter:
+    """Writes a run's entries on one background thread, in the order they are given.
+
+    An entry costs about 0.4 ms of file creation. Handing each one to
+    :func:`asyncio.to_thread` cost three times that in thread hand-offs (a pool thread
+    woken, a future, a wake-up of the event loop per entry) and competed with the
+    requests for the CPU; a queue read by one thread costs a few microseconds per entry.
+    Leaving the ``with`` block waits until every entry is written; an unwritable cache
+    only costs the next run its provider calls.
+    """
+
+    def __init__(self, cache: VerifyCache) -> None:
+        self._cache = cache
+        self._queue: queue.SimpleQueue[tuple[str, Classification, tuple[str, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+
+    def put(self, fingerprint: str, result: Classification, models: tuple[str, ...]) -> None:
+        """Queue :meth:`VerifyCache.put` (never blocks)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._drain, name="byokctl-verify-cache", daemon=True
+            )
+            self._thread.start()
+        self._queue.put((fingerprint, result, models))
+
+    def _drain(self) -> None:
+        while (entry := self._queue.get()) is not None:
+            with contextlib.suppress(OSError):
+                self._cache.put(*entry)
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -29,6 +29,7 @@ catalog defaults are trusted as given.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -41,6 +42,7 @@ import httpx
 
 from byokctl.catalog import PROVIDERS, SANDBOX_URL_ENV, operator_base_url
 from byokctl.model import ProviderConfig, redact_secret, redact_secret_bytes
+from byokctl.verify._transport import AiohttpTransport
 from byokctl.verify.classify import Classification, ClassifiedFailure, Outcome
 
 #: Larger answers are abandoned: a list of models is a few hundred KB at most.
@@ -190,6 +192,12 @@ def default_timeout() -> httpx.Timeout:
     return httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT, pool=None)
 
 
+@functools.cache
+def _default_tls() -> ssl.SSLContext:
+    """The CA bundle's context, built once per process (loading it costs ~30 ms)."""
+    return httpx.create_ssl_context()
+
+
 def make_client(
     *,
     parallelism: int,
@@ -197,12 +205,18 @@ def make_client(
     timeout: httpx.Timeout | None = None,
     tls: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
-    """The safe client: no redirects, timeouts, no env credentials or proxies, no cookies."""
+    """The safe client: no redirects, timeouts, no env credentials or proxies, no cookies.
+
+    Its connections are aiohttp's (:mod:`byokctl.verify._transport`, at most
+    ``parallelism`` of them) unless a ``transport`` is given.
+    """
+    if transport is None:
+        transport = AiohttpTransport(
+            tls=tls if tls is not None else _default_tls(), max_connections=parallelism
+        )
     return httpx.AsyncClient(
         follow_redirects=False,
-        verify=tls if tls is not None else True,
         timeout=timeout or default_timeout(),
-        limits=httpx.Limits(max_connections=parallelism, max_keepalive_connections=parallelism),
         trust_env=False,
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         transport=transport,

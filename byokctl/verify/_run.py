@@ -16,7 +16,7 @@ import contextlib
 import os
 import random
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TextIO, TypedDict, Unpack
 
@@ -25,7 +25,7 @@ import httpx
 from byokctl.model import DesiredState, ProviderConfig, Workspace
 from byokctl.plan import CredentialCheck
 from byokctl.verify._adapters import ADAPTERS, ModelList, judge
-from byokctl.verify._cache import VerifyCache
+from byokctl.verify._cache import CacheWriter, VerifyCache
 from byokctl.verify._http import (
     Endpoint,
     Resolver,
@@ -71,36 +71,15 @@ class Verified:
         return CredentialCheck(self.provider, self.classification.outcome.value, detail)
 
 
-#: Concurrent requests per HTTP client. httpcore's pool does work quadratic in its
-#: connection count on every request, so 50 slots on one client cost more CPU than the
-#: requests themselves; several small clients keep the bound cheap.
-SLOTS_PER_CLIENT = 8
-
-
-class _Slots:
-    """At most ``parallelism`` requests at a time, each slot tied to one of a few clients."""
-
-    def __init__(self, clients: list[httpx.AsyncClient], parallelism: int) -> None:
-        self._clients = clients
-        self._free: asyncio.Queue[int] = asyncio.Queue()
-        for slot in range(parallelism):
-            self._free.put_nowait(slot)
-
-    @contextlib.asynccontextmanager
-    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
-        slot = await self._free.get()
-        try:
-            yield self._clients[slot // SLOTS_PER_CLIENT]
-        finally:
-            self._free.put_nowait(slot)
-
-
 @dataclass
 class _Context:
-    slots: _Slots
+    client: httpx.AsyncClient
+    #: At most ``parallelism`` requests at a time.
+    slots: asyncio.Semaphore
     env: Mapping[str, str]
     resolver: Resolver
     cache: VerifyCache | None
+    writer: CacheWriter | None
     retry: RetryPolicy
     sleep: Sleep
     rng: random.Random
@@ -151,8 +130,8 @@ async def _verify_one(ctx: _Context, config: ProviderConfig) -> Verified:
             return Verified(provider, hit.classification, hit.models, cached=True)
     listed = ModelList(Classification(Outcome.UNEXPECTED, ""))
     for attempt in range(ctx.retry.attempts):
-        async with ctx.slots.client() as client:
-            listed = await _attempt(client, ctx, endpoint, config, key)
+        async with ctx.slots:
+            listed = await _attempt(ctx.client, ctx, endpoint, config, key)
         result = listed.classification
         if not result.transient or attempt == ctx.retry.attempts - 1:
             break
@@ -165,10 +144,9 @@ async def _verify_one(ctx: _Context, config: ProviderConfig) -> Verified:
             delay = ctx.rng.uniform(0, ceiling)  # full jitter: retries do not stampede
         await ctx.sleep(delay)
     verdict = judge(provider, config, listed)
-    if ctx.cache is not None and fingerprint is not None:
-        # File creation blocks for about a millisecond: keep it off the event loop.
-        with contextlib.suppress(OSError):  # an unwritable cache costs only time
-            await asyncio.to_thread(ctx.cache.put, fingerprint, verdict, listed.models)
+    if ctx.writer is not None and fingerprint is not None:
+        # File creation blocks: the writer's thread does it, off the event loop.
+        ctx.writer.put(fingerprint, verdict, listed.models)
     return Verified(provider, verdict, listed.models)
 
 
@@ -217,44 +195,40 @@ async def averify_workspaces(
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
     pairs = _configs(workspaces)
-    count = -(-parallelism // SLOTS_PER_CLIENT)
-    tls = httpx.create_ssl_context()  # loading the CA bundle costs ~30 ms; share it
-    async with contextlib.AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(
-                make_client(
-                    parallelism=min(SLOTS_PER_CLIENT, parallelism),
-                    transport=effects.get("transport"),
-                    timeout=effects.get("timeout"),
-                    tls=tls,
-                )
+    cache = effects.get("cache")
+    writer = CacheWriter(cache) if cache is not None and cache.enabled else None
+    with writer or contextlib.nullcontext():
+        async with make_client(
+            parallelism=parallelism,
+            transport=effects.get("transport"),
+            timeout=effects.get("timeout"),
+        ) as client:
+            env = effects.get("env")
+            ctx = _Context(
+                client=client,
+                slots=asyncio.Semaphore(parallelism),
+                env=os.environ if env is None else env,
+                resolver=effects.get("resolver") or system_resolver,
+                cache=cache,
+                writer=writer,
+                retry=effects.get("retry") or RetryPolicy(),
+                sleep=effects.get("sleep") or asyncio.sleep,
+                rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
             )
-            for _ in range(count)
-        ]
-        env = effects.get("env")
-        ctx = _Context(
-            slots=_Slots(clients, parallelism),
-            env=os.environ if env is None else env,
-            resolver=effects.get("resolver") or system_resolver,
-            cache=effects.get("cache"),
-            retry=effects.get("retry") or RetryPolicy(),
-            sleep=effects.get("sleep") or asyncio.sleep,
-            rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
-        )
-        # Identical configurations (a key shared by workspaces) are verified once.
-        tasks: dict[tuple[object, ...], asyncio.Task[Verified]] = {}
+            # Identical configurations (a key shared by workspaces) are verified once.
+            tasks: dict[tuple[object, ...], asyncio.Task[Verified]] = {}
 
-        async def run(config: ProviderConfig) -> Verified:
-            try:
-                return await _verify_one(ctx, config)
-            finally:
-                if on_done is not None:
-                    on_done()
+            async def run(config: ProviderConfig) -> Verified:
+                try:
+                    return await _verify_one(ctx, config)
+                finally:
+                    if on_done is not None:
+                        on_done()
 
-        for _, config in pairs:
-            if _identity(config) not in tasks:
-                tasks[_identity(config)] = asyncio.ensure_future(run(config))
-        await asyncio.gather(*tasks.values())
+            for _, config in pairs:
+                if _identity(config) not in tasks:
+                    tasks[_identity(config)] = asyncio.ensure_future(run(config))
+            await asyncio.gather(*tasks.values())
     results: dict[str, list[Verified]] = {}
     for name, config in pairs:
         results.setdefault(name, []).append(tasks[_identity(config)].result())

@@ -12,9 +12,7 @@ from dataclasses import replace
 import pytest
 
 from byokctl.store._health import (
-    MAX_RETRY_AFTER_S,
     HealthDecision,
-    capped_retry_after,
     credit_usage_query,
     decide_failure,
     decide_probe,
@@ -25,7 +23,13 @@ from byokctl.store._health import (
     may_reset,
     write_decision,
 )
-from byokctl.store.runtime import BreakerPolicy, Failure, HealthRecord
+from byokctl.store.runtime import (
+    MAX_RETRY_AFTER_S,
+    BreakerPolicy,
+    Failure,
+    HealthRecord,
+    capped_retry_after,
+)
 
 POLICY = BreakerPolicy(threshold=3, window=60.0, cooldown=30.0, probe_timeout=30.0)
 T0 = 1_700_000_000.0
