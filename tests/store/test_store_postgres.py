@@ -184,8 +184,16 @@ def test_each_write_notifies_the_new_serial(pg: Backend, master_key: MasterKey) 
         s.put_unmanaged(workspace("beta"), updated_by="app")
         with pytest.raises(StalePlanError):  # a refused write notifies no one
             s.write([], expected_serial=0, audit=AuditEntry("t", datetime.now(UTC), "apply", 1))
-        got = [(n.channel, n.payload) for n in listener.notifies(timeout=0.3, stop_after=3)]
-    assert got == [("byok_changes", str(serial)), ("byok_changes", str(serial + 1))]
+        # A last notification, committed after the refused write: notifications arrive in
+        # commit order, so anything the refused write sent would come before it.
+        with psycopg.connect(pg.url, autocommit=True) as other:
+            other.execute("NOTIFY byok_changes, 'end'")
+        got = [(n.channel, n.payload) for n in listener.notifies(timeout=30, stop_after=3)]
+    assert got == [
+        ("byok_changes", str(serial)),
+        ("byok_changes", str(serial + 1)),
+        ("byok_changes", "end"),
+    ]
 
 
 # -- the lock ----------------------------------------------------------------------------
