@@ -1,4 +1,4 @@
-"""Propagation across resolver processes: applies and reported failures, within the bound.
+"""Propagation across resolver processes: applies and reported failures reach every one.
 
 On PostgreSQL the resolvers LISTEN and reload as soon as a change is announced; polling
 the store's versions is the safety net (a missed notification, a dropped connection).
@@ -31,7 +31,7 @@ NO_POLL_S = 3600.0
 DEADLINE_S = 30.0
 
 
-def test_4_processes_see_applies_and_failures_within_the_bound_with_one_email_each(
+def test_4_processes_see_every_apply_and_failure_with_one_email_each(
     store: Store, store_url: str, master_key: MasterKey, mailbox: Mailbox
 ) -> None:
     listening = store_url.startswith("postgresql")
