@@ -111,6 +111,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._log: list[LoggedRequest] = []
         self._flaky_seen: dict[tuple[str, str], int] = {}
+        self._waiting = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -178,6 +179,16 @@ class Sandbox:
         """A snapshot of the requests answered so far, oldest first."""
         with self._lock:
             return list(self._log)
+
+    @property
+    def waiting(self) -> int:
+        """How many requests are waiting out ``latency`` or a slow key's delay right now.
+
+        Lets a caller see that requests arrived and are being held (all at once, for
+        concurrency) without timing them; :meth:`stop` answers them at once.
+        """
+        with self._lock:
+            return self._waiting
 
     def reset(self) -> None:
         """Forget the request log and the flaky keys' counts."""
@@ -256,8 +267,15 @@ class Sandbox:
         )
 
     def _wait(self, seconds: float) -> None:
-        if seconds > 0:
+        if seconds <= 0:
+            return
+        with self._lock:
+            self._waiting += 1
+        try:
             self._stopping.wait(seconds)
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
     def _record(self, entry: LoggedRequest) -> None:
         with self._lock:

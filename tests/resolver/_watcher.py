@@ -30,9 +30,15 @@ def _say(line: str, lock: threading.Lock) -> None:
         sys.stdout.flush()
 
 
+def _seconds_or_none(text: str) -> float | None:
+    return None if text == "none" else float(text)
+
+
 def main() -> None:
     url, interval, listen = sys.argv[1], float(sys.argv[2]), sys.argv[3] == "1"
-    resolver = Resolver.from_url(url, refresh_interval=interval, listen=listen)
+    # An optional 4th argument: max_staleness in seconds, or "none".
+    extra = {} if len(sys.argv) < 5 else {"max_staleness": _seconds_or_none(sys.argv[4])}
+    resolver = Resolver.from_url(url, refresh_interval=interval, listen=listen, **extra)
     out = threading.Lock()
     stop = threading.Event()
 

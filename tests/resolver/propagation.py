@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from byokctl.store import MasterKey, Store
 from tests.resolver.helpers import put, workspace
@@ -126,6 +127,7 @@ class WatcherFleet:
         refresh_interval: float = 1.0,
         listen: bool = True,
         env: Mapping[str, str] | None = None,
+        max_staleness: float | Literal["default"] | None = "default",
     ) -> None:
         environ = {
             **os.environ,
@@ -135,6 +137,8 @@ class WatcherFleet:
         }
         args = [sys.executable, "-m", "tests.resolver._watcher", store_url,
                 str(refresh_interval), "1" if listen else "0"]  # fmt: skip
+        if max_staleness != "default":
+            args.append("none" if max_staleness is None else str(max_staleness))
         self.watchers = [
             _Watcher(
                 subprocess.Popen(

@@ -13,6 +13,7 @@ import byokctl.resolver
 from byokctl.resolver import ProviderResponse, Resolver
 from byokctl.store import MasterKey, Store
 from tests.resolver.helpers import CANARY, Clock, put, workspace
+from tests.waiting import wait_until
 
 
 def test_exported_names_are_pinned() -> None:
@@ -91,28 +92,26 @@ def test_credits_are_buffered_then_summed_per_workspace_feature_route_and_period
         assert [(u.feature, u.actions) for u in later] == [("summarize", 1)]
 
 
-def test_a_failure_and_an_apply_reach_another_resolver_within_the_bound(
+def test_a_failure_and_an_apply_reach_another_resolver(
     store: Store, store_url: str, master_key: MasterKey
 ) -> None:
+    # How fast is benchmarks/store.py's figure (propagation to 4 processes); here: it
+    # arrives, with a deadline that only bounds a hang.
     put(store, workspace("acme", "openai"))
-    bound = 1.0
     with (
         Resolver.from_url(store_url, master_key=master_key, refresh_interval=0.05, env={}) as a,
         Resolver.from_url(store_url, master_key=master_key, refresh_interval=0.05, env={}) as b,
     ):
         a.report(a.resolve("acme", "assist"), ProviderResponse(401, b"{}"))
-        started = time.monotonic()
-        while b.resolve("acme", "assist").reason != "provider_failed:invalid_key":
-            assert time.monotonic() - started < bound, "the failure did not propagate in time"
-            time.sleep(0.005)
+        wait_until(
+            lambda: b.resolve("acme", "assist").reason == "provider_failed:invalid_key",
+            what="the failure to reach the other resolver",
+        )
         put(store, workspace("acme", "anthropic"))  # apply switches provider
-        started = time.monotonic()
-        while (
-            a.resolve("acme", "assist").provider != "anthropic"
-            or b.resolve("acme", "assist").provider != "anthropic"
-        ):
-            assert time.monotonic() - started < bound, "the apply did not propagate in time"
-            time.sleep(0.005)
+        wait_until(
+            lambda: all(r.resolve("acme", "assist").provider == "anthropic" for r in (a, b)),
+            what="the apply to reach both resolvers",
+        )
 
 
 # Thread safety of the table swap does not depend on the backend: SQLite only.

@@ -25,6 +25,7 @@ from byokctl.apply import apply_plan
 from byokctl.errors import LockHeldError, StalePlanError, StoreError
 from byokctl.store import AuditEntry, MasterKey, WorkspaceWrite, open_store
 from tests.store.conftest import postgres_schema_url
+from tests.store.killing import DOOMED, freeze_inside_apply, tagged, wait_sessions_ended
 from tests.store.storetest_helpers import (
     CANARY,
     Backend,
@@ -89,11 +90,11 @@ def _barrier(directory: str, name: str, parties: int) -> None:
 def test_unreachable_server_is_one_clear_line_and_masks_the_password() -> None:
     port = _free_port()  # nothing listens there
     url = f"postgresql://byok:hunter2-{CANARY}@127.0.0.1:{port}/byok?connect_timeout=2"
-    started = time.monotonic()
     with pytest.raises(StoreError) as excinfo:
         open_store(url, master_key=MasterKey.generate())
-    assert time.monotonic() - started < 3
     message = str(excinfo.value)
+    # "refused" below is libpq's reason from the first, direct attempt: the error came
+    # from that attempt, not from waiting out a pool's timeout.
     assert f"cannot reach the PostgreSQL store postgresql://***@127.0.0.1:{port}/byok" in message
     assert f"at 127.0.0.1:{port}" in message
     assert "refused" in message.lower()
@@ -183,8 +184,16 @@ def test_each_write_notifies_the_new_serial(pg: Backend, master_key: MasterKey) 
         s.put_unmanaged(workspace("beta"), updated_by="app")
         with pytest.raises(StalePlanError):  # a refused write notifies no one
             s.write([], expected_serial=0, audit=AuditEntry("t", datetime.now(UTC), "apply", 1))
-        got = [(n.channel, n.payload) for n in listener.notifies(timeout=0.3, stop_after=3)]
-    assert got == [("byok_changes", str(serial)), ("byok_changes", str(serial + 1))]
+        # A last notification, committed after the refused write: notifications arrive in
+        # commit order, so anything the refused write sent would come before it.
+        with psycopg.connect(pg.url, autocommit=True) as other:
+            other.execute("NOTIFY byok_changes, 'end'")
+        got = [(n.channel, n.payload) for n in listener.notifies(timeout=30, stop_after=3)]
+    assert got == [
+        ("byok_changes", str(serial)),
+        ("byok_changes", str(serial + 1)),
+        ("byok_changes", "end"),
+    ]
 
 
 # -- the lock ----------------------------------------------------------------------------
@@ -202,9 +211,8 @@ def test_a_stale_lock_row_blocks_no_one_and_is_reclaimed(
         )
         stale = s.lock_info()
         assert stale is not None and stale.holder == "ghost"  # still shown, for humans
-        started = time.monotonic()
+        # timeout=0 is one attempt: getting the lock at all shows the row blocks no one.
         with s.lock("next", "apply", timeout=0) as info:
-            assert time.monotonic() - started < 1
             assert s.lock_info() == info
             assert info.reclaimed is not None
             assert (info.reclaimed.id, info.reclaimed.holder) == ("dead-run", "ghost")
@@ -343,7 +351,7 @@ def _doomed(pg: Backend, key: MasterKey) -> None:
         apply_plan(
             store,
             changes_between(generation(serial, SIZE), generation(serial + 1, SIZE)),
-            holder="doomed",
+            holder=DOOMED,
             lock_timeout=30,
             expected_serial=serial,
         )
@@ -352,20 +360,26 @@ def _doomed(pg: Backend, key: MasterKey) -> None:
 def test_kill_9_mid_apply_frees_the_lock_at_once(pg: Backend, master_key: MasterKey) -> None:
     rng = random.Random(9)
     pg.open(master_key).close()
-    killed_holding = 0
-    slowest = 0.0
-    with pg.open(master_key) as store:
-        for _ in range(KILLS):
-            pid = _fork(lambda: _doomed(pg, master_key))
-            time.sleep(rng.uniform(0.05, 0.25))
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+    killed_holding = aimed_inside = 0
+    for i in range(KILLS):
+        child, tag = tagged(pg)
+        pid = _fork(lambda child=child: _doomed(child, master_key))  # type: ignore[misc]
+        if i % 2:
+            time.sleep(rng.uniform(0.05, 0.25))  # anywhere, inside an apply or not
+        else:
+            with pg.open(master_key) as watcher:
+                freeze_inside_apply(pid, watcher, child, tag)
+            aimed_inside += 1
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        # The server ends a dead client's session when it notices; that takes what it
+        # takes on a busy machine. From then on the lock is free with no force-unlock.
+        wait_sessions_ended(child, tag)
+        with pg.open(master_key) as store:
             left = store.lock_info()
-            killed_holding += left is not None and left.holder == "doomed"
-            # No force-unlock: the dead session's advisory lock is already gone.
-            started = time.monotonic()
-            with store.lock("next", "apply", timeout=2):
-                slowest = max(slowest, time.monotonic() - started)
+            killed_holding += left is not None and left.holder == DOOMED
+            # timeout=0, one attempt: no lease to expire, no row that blocks.
+            with store.lock("next", "apply", timeout=0):
                 state = store.read_state()
                 want = generation(state.serial, SIZE)
                 assert {n: lw.workspace for n, lw in state.workspaces.items()} == want
@@ -373,8 +387,8 @@ def test_kill_9_mid_apply_frees_the_lock_at_once(pg: Backend, master_key: Master
                 log = store.audit_log(limit=1)
                 assert (log[0].serial if log else 0) == state.serial
     assert store_lock_free(pg, master_key)
-    assert killed_holding >= KILLS // 3, killed_holding  # the kills did land inside applies
-    assert slowest < 1.0, slowest
+    # The kills did land inside applies: every aimed one at least.
+    assert killed_holding >= aimed_inside == KILLS // 2, killed_holding
 
 
 def store_lock_free(pg: Backend, key: MasterKey) -> bool:

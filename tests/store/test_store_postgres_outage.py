@@ -19,6 +19,7 @@ from byokctl.errors import StalePlanError, StoreError
 from byokctl.store import MasterKey, Store, open_store
 from tests.pg import Cluster, throwaway_cluster
 from tests.store.storetest_helpers import changes_between, generation
+from tests.waiting import wait_until
 
 SIZE = 30  # workspaces per generation
 
@@ -74,23 +75,24 @@ def test_restart_under_apply_load(cluster: Cluster) -> None:
     for t in threads:
         t.start()
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not all(load.ok for load in loads):
-            time.sleep(0.05)  # both loaders applied at least once before the outage
-        time.sleep(0.2)
+        wait_until(
+            lambda: all(load.ok for load in loads), what="both loaders to apply before the outage"
+        )
         down_at = time.monotonic()
         cluster.stop()
-        time.sleep(1.5)
+        wait_until(
+            lambda: all(any(t > down_at for t, _ in load.failed) for load in loads),
+            what="both loaders' applies to fail while the server is down",
+        )
         # While the server is down, a fresh open fails cleanly too.
         with pytest.raises(StoreError, match=f"cannot reach .* at 127.0.0.1:{cluster.port}"):
             open_store(cluster.url, master_key=key)
         cluster.start()
         up_at = time.monotonic()
-        deadline = up_at + 20
-        while time.monotonic() < deadline and not all(
-            any(t > up_at for t, _ in load.ok) for load in loads
-        ):
-            time.sleep(0.05)
+        wait_until(
+            lambda: all(any(t > up_at for t, _ in load.ok) for load in loads),
+            what="both loaders to apply again after the restart",
+        )
     finally:
         stop.set()
         for t in threads:
@@ -107,8 +109,8 @@ def test_restart_under_apply_load(cluster: Cluster) -> None:
             assert f"127.0.0.1:{cluster.port}" in message, message
     failures = [t for load in loads for t, _ in load.failed]
     assert any(down_at <= t <= up_at for t in failures)  # applies failed while it was down
+    # How soon after the restart is printed, not asserted (a busy machine decides it).
     recovery = min(t for load in loads for t, _ in load.ok if t > up_at) - up_at
-    assert recovery < 10, recovery
     print(f"failed while down: {len(failures)}; recovered {recovery:.2f} s after restart")
     print("one failure:", loads[0].failed[0][1] if loads[0].failed else "-")
 
