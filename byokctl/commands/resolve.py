@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
+from byokctl.classify import sanitize
 from byokctl.commands._common import open_live_store, store_url
 from byokctl.errors import ByokError
 from byokctl.resolver import FEATURES, Resolver
 from byokctl.resolver.options import ResolverOptions
 from byokctl.store.runtime import open_runtime_store
-from byokctl.verify.classify import sanitize
 
 Format = Literal["text", "json"]
 

@@ -1,6 +1,6 @@
 """What the application reports, checked and classified: ``report``'s input side.
 
-The classifier lives in :mod:`byokctl.verify.classify`, imported on first use:
+The classifier lives in :mod:`byokctl.classify`, imported on first use:
 importing the verify package pulls httpx (and with it the CLI's click and rich), which
 an application that only resolves never needs.
 """
@@ -16,7 +16,7 @@ from byokctl.store.runtime import capped_retry_after
 from ._route import ProviderResponse
 
 if TYPE_CHECKING:
-    from byokctl.verify.classify import Classification
+    from byokctl.classify import Classification
 
 _ACCEPTED = (
     "Classification, Outcome, an outcome string such as 'ok', ProviderResponse, or an exception"
@@ -25,7 +25,7 @@ _ACCEPTED = (
 
 def check_outcome(outcome: object) -> None:
     """A :class:`TypeError` / :class:`ValueError` for what ``report`` cannot take (a bug)."""
-    from byokctl.verify.classify import Classification, Outcome  # noqa: PLC0415
+    from byokctl.classify import Classification, Outcome  # noqa: PLC0415
 
     if isinstance(outcome, (Classification, BaseException)):
         return
@@ -55,13 +55,13 @@ def classify(provider: str, outcome: object, key: str | None) -> Classification:
 
 def unclassifiable() -> Classification:
     """What a failure the classifier itself failed on counts as."""
-    from byokctl.verify.classify import Classification, Outcome  # noqa: PLC0415
+    from byokctl.classify import Classification, Outcome  # noqa: PLC0415
 
     return Classification(Outcome.UNEXPECTED, "the failure could not be classified")
 
 
 def _classify(provider: str, outcome: object, key: str | None) -> Classification:
-    from byokctl.verify.classify import (  # noqa: PLC0415
+    from byokctl.classify import (  # noqa: PLC0415
         Classification,
         Outcome,
         classify_exception,
@@ -86,7 +86,7 @@ def safe(c: Classification, key: str | None) -> Classification:
 
     ``key`` (the route's) is redacted from the detail in all its encodings first.
     """
-    from byokctl.verify.classify import sanitize  # noqa: PLC0415
+    from byokctl.classify import sanitize  # noqa: PLC0415
 
     detail = c.detail if isinstance(c.detail, str) else str(c.detail)
     detail = sanitize(redact_secret(detail, key) if key else detail)

@@ -51,7 +51,7 @@ from ._table import (
 from .options import ResolverOptions
 
 if TYPE_CHECKING:
-    from byokctl.verify.classify import Classification
+    from byokctl.classify import Classification
 
 _log = logging.getLogger("byokctl.resolver")
 _monotonic = time.monotonic

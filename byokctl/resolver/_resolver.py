@@ -54,7 +54,7 @@ from .mail import Mailer, SmtpConfig, SmtpMailer
 from .options import DEFAULT_MAX_STALENESS_S, ResolverOptions
 
 if TYPE_CHECKING:
-    from byokctl.verify.classify import Classification, Outcome
+    from byokctl.classify import Classification, Outcome
 
 _log = logging.getLogger("byokctl.resolver")
 T = TypeVar("T")
@@ -272,7 +272,7 @@ class Resolver:
         """Report how the request on ``route`` went; return its classification if it failed.
 
         ``outcome`` is ``"ok"`` / ``Outcome.OK`` for success, a
-        :class:`~byokctl.verify.classify.Classification` or ``Outcome``, a
+        :class:`~byokctl.classify.Classification` or ``Outcome``, a
         :class:`ProviderResponse` (status, body, headers: classified by body), or the
         exception the request raised (httpx or the official SDKs). A failure on a
         provider route refunds its charge (use :meth:`fallback` for the Neo route) and

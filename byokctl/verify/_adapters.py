@@ -18,15 +18,15 @@ from urllib.parse import quote
 import httpx
 
 from byokctl.catalog import PROVIDERS
-from byokctl.model import ProviderConfig
-from byokctl.verify._http import Answer, Endpoint, fetch
-from byokctl.verify.classify import (
+from byokctl.classify import (
     Classification,
     Outcome,
     classify_response,
     parse_answer,
     sanitize,
 )
+from byokctl.model import ProviderConfig
+from byokctl.verify._http import Answer, Endpoint, fetch
 
 ANTHROPIC_VERSION: Final = "2023-06-01"
 #: Pagination stops after this many pages: a real list is one or two pages long, and a

@@ -28,8 +28,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
+from byokctl.classify import Classification, Outcome
 from byokctl.errors import VerificationError
-from byokctl.verify.classify import Classification, Outcome
 
 #: Default lifetime of an entry, in seconds.
 DEFAULT_LIFETIME: Final = 600.0

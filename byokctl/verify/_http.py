@@ -41,9 +41,9 @@ from typing import Any, Final
 import httpx
 
 from byokctl.catalog import PROVIDERS, SANDBOX_URL_ENV, operator_base_url
+from byokctl.classify import Classification, ClassifiedFailure, Outcome
 from byokctl.model import ProviderConfig, redact_secret, redact_secret_bytes
 from byokctl.verify._transport import AiohttpTransport
-from byokctl.verify.classify import Classification, ClassifiedFailure, Outcome
 
 #: Larger answers are abandoned: a list of models is a few hundred KB at most.
 MAX_BODY_BYTES: Final = 5 * 1024 * 1024
@@ -56,7 +56,7 @@ SANDBOX_ENV: Final = SANDBOX_URL_ENV
 ALLOW_PRIVATE_ENV: Final = "BYOK_ALLOW_PRIVATE_ENDPOINTS"
 
 #: ``(host, port) -> addresses``; injectable so tests never use DNS.
-Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+AddressResolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
 
 async def system_resolver(host: str, port: int) -> Sequence[str]:
@@ -140,7 +140,7 @@ def private_allowed(env: Mapping[str, str]) -> bool:
 
 
 async def checked_endpoint(
-    endpoint: Endpoint, *, resolver: Resolver, allow_private: bool
+    endpoint: Endpoint, *, resolver: AddressResolver, allow_private: bool
 ) -> Endpoint:
     """A workspace endpoint, refused (``ClassifiedFailure``) or pinned to a checked address."""
     if endpoint.trusted:

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Final, TextIO
 
+from byokctl.classify import UNCONFIRMED, Outcome
 from byokctl.errors import VerificationError
 from byokctl.model import Workspace
 from byokctl.plan import CheckFinding, CredentialCheck, Plan
 from byokctl.verify._cache import VerifyCache
 from byokctl.verify._run import verify_workspaces
-from byokctl.verify.classify import UNCONFIRMED, Outcome
 
 
 def plan_workspaces(plan: Plan) -> list[Workspace]:
@@ -48,7 +48,7 @@ def enable_findings(plan: Plan) -> tuple[tuple[CheckFinding, ...], tuple[CheckFi
 
     * ``ok``: nothing to say;
     * a transient outcome in which the provider said nothing about the credentials
-      (:data:`~byokctl.verify.classify.UNCONFIRMED`: rate limited, outage, timeout): a
+      (:data:`~byokctl.classify.UNCONFIRMED`: rate limited, outage, timeout): a
       **warning**; apply goes ahead (at run time the resolver's breaker sends the
       workspace to Neo while the provider stays unavailable);
     * anything else -- every sticky outcome (the key, its credits, its permissions, the

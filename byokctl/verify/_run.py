@@ -22,24 +22,24 @@ from typing import TextIO, TypedDict, Unpack
 
 import httpx
 
+from byokctl.classify import (
+    Classification,
+    Outcome,
+    classify_exception,
+    classify_key_format,
+)
 from byokctl.model import DesiredState, ProviderConfig, Workspace
 from byokctl.plan import CredentialCheck
 from byokctl.verify._adapters import ADAPTERS, ModelList, judge
 from byokctl.verify._cache import CacheWriter, VerifyCache
 from byokctl.verify._http import (
+    AddressResolver,
     Endpoint,
-    Resolver,
     base_url_for,
     checked_endpoint,
     make_client,
     private_allowed,
     system_resolver,
-)
-from byokctl.verify.classify import (
-    Classification,
-    Outcome,
-    classify_exception,
-    classify_key_format,
 )
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -77,7 +77,7 @@ class _Context:
     #: At most ``parallelism`` requests at a time.
     slots: asyncio.Semaphore
     env: Mapping[str, str]
-    resolver: Resolver
+    resolver: AddressResolver
     cache: VerifyCache | None
     writer: CacheWriter | None
     retry: RetryPolicy
@@ -173,7 +173,7 @@ class Effects(TypedDict, total=False):
 
     cache: VerifyCache | None
     env: Mapping[str, str] | None
-    resolver: Resolver | None
+    resolver: AddressResolver | None
     transport: httpx.AsyncBaseTransport | None
     timeout: httpx.Timeout | None
     retry: RetryPolicy | None

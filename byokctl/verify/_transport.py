@@ -1,7 +1,7 @@
 """The network under the verification client: httpx's interface over aiohttp's connections.
 
 Verification keeps httpx's client for everything a caller sees (requests, responses,
-timeouts, the exception types :mod:`byokctl.verify.classify` reads, and the ``transport``
+timeouts, the exception types :mod:`byokctl.classify` reads, and the ``transport``
 seam tests inject) and replaces only the part below it. httpx's own transport
 (httpcore over anyio) costs about 1.5 ms of CPU per request on this machine, and checks
 every pooled connection on every request; at 50 requests in flight that CPU, not the

@@ -18,6 +18,14 @@ from typing import Any
 
 import pytest
 
+from byokctl.classify import (
+    MAX_SCAN,
+    Classification,
+    ClassifiedFailure,
+    Outcome,
+    sanitize,
+)
+from byokctl.classify import _outcome as classify  # where sanitize's patterns live
 from byokctl.commands.resolve import status
 from byokctl.model import redact
 from byokctl.resolver import BreakerPolicy, ProviderResponse, Resolver
@@ -25,14 +33,6 @@ from byokctl.resolver.options import ResolverOptions
 from byokctl.store import MasterKey, Store, open_store
 from byokctl.store._sqlite import BUSY_TIMEOUT_S
 from byokctl.store.runtime import RuntimeStore, open_runtime_store
-from byokctl.verify import classify
-from byokctl.verify.classify import (
-    MAX_SCAN,
-    Classification,
-    ClassifiedFailure,
-    Outcome,
-    sanitize,
-)
 from tests.resolver.conftest import Mailbox
 from tests.resolver.helpers import CANARY, Clock, put, workspace
 from tests.waiting import wait_until

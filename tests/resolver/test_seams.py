@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 import byokctl
+from byokctl.classify import STICKY, Classification, Outcome
 from byokctl.errors import MailError
 from byokctl.resolver import BreakerPolicy, Resolver, SmtpConfig
 from byokctl.resolver.mail import Mailer, SmtpMailer
 from byokctl.resolver.options import ResolverOptions
 from byokctl.store import MasterKey, Store, open_store
 from byokctl.store.runtime import RuntimeStore, open_runtime_store
-from byokctl.verify.classify import STICKY, Classification, Outcome
 from tests.resolver.conftest import free_port
 from tests.resolver.helpers import CANARY, Clock, put, workspace
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+from byokctl.classify import Classification, Outcome
 from byokctl.verify._cache import CacheWriter, VerifyCache
-from byokctl.verify.classify import Classification, Outcome
 
 OK = Classification(Outcome.OK, "the key works")
 

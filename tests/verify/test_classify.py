@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import httpx
 import pytest
 
-from byokctl.model import Secret
-from byokctl.verify.classify import (
+from byokctl.classify import (
     STICKY,
     TRANSIENT,
     Classification,
@@ -21,6 +22,7 @@ from byokctl.verify.classify import (
     key_format_problem,
     sanitize,
 )
+from byokctl.model import Secret
 
 
 def _openai_err(code: str, type_: str = "invalid_request_error", msg: str = "x") -> Any:
@@ -314,3 +316,31 @@ def test_classify_response_redacts_the_key_it_is_given() -> None:
     got = classify_response("openai", 401, {"x-echo": key}, body.encode(), key=key)
     assert got.outcome is Outcome.INVALID_KEY
     assert key not in got.detail and got.detail.count("(sensitive)") == 2
+
+
+def test_httpx_exceptions_are_known_by_their_class_names_subclasses_included() -> None:
+    classify = classify_exception
+
+    class GatewayTimeout(httpx.ReadTimeout):
+        pass
+
+    assert classify("openai", GatewayTimeout("slow")).outcome == Outcome.TIMEOUT
+    assert classify("openai", httpx.ConnectError("refused")).outcome == Outcome.OUTAGE
+    assert classify("openai", httpx.RemoteProtocolError("reset")).outcome == Outcome.OUTAGE
+    assert classify("openai", httpx.UnsupportedProtocol("ftp")).outcome == Outcome.BAD_ENDPOINT
+
+    class InvalidURL(Exception):  # the same name elsewhere is not httpx's
+        pass
+
+    assert classify("openai", InvalidURL("x")).outcome == Outcome.UNEXPECTED
+
+
+def test_the_classifier_imports_no_http_library() -> None:
+    code = (
+        "import sys, byokctl.classify, byokctl.resolver; "
+        "print(sorted(m for m in ('httpx', 'aiohttp', 'click', 'rich') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip() == "[]"

@@ -21,11 +21,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from byokctl.classify import redact_document
 from byokctl.cli import main
 from byokctl.resolver import ProviderResponse, Resolver
 from byokctl.store import MasterKey, open_store
 from byokctl.verify._http import Endpoint, fetch, make_client
-from byokctl.verify.classify import redact_document
 from tests.conftest import Repo, workspace_yaml
 from tests.verify.conftest import ProviderServer, Reply, Seen
 from tests.verify.shapes import env_for
@@ -253,7 +253,7 @@ def test_an_application_built_detail_is_redacted_too(
     echo_repo: Repo, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An SDK exception carrying the echoing answer, and a Classification the app wrote."""
-    from byokctl.verify.classify import Classification, Outcome
+    from byokctl.classify import Classification, Outcome
 
     assert _cli(capsys, "apply", "--auto-approve")[0] == 0
     key = MasterKey.from_base64(os.environ["BYOK_MASTER_KEY"], source="BYOK_MASTER_KEY")

@@ -1,156 +1,26 @@
-"""What a provider's answer means: ok, or which kind of failure, and whether waiting helps.
+"""Classifying a provider's HTTP answer: status, body and headers → :class:`Classification`.
 
-Pure: no I/O. The verification adapters and the runtime resolver both classify every
-answer here, so that a plan and a live request agree on what "invalid key" or "out of
-credits" looks like for each provider (``PROVIDERS.md``, "What failures look like").
-
-Statuses are ambiguous across providers, so the body decides where it must: OpenAI's
-429 ``insufficient_quota`` is out of credits (waiting never helps), not a rate limit;
-Gemini's invalid key is a 400 with ``API_KEY_INVALID``; xAI's is a 400 "Incorrect API
-key"; Anthropic's 529 is an overload.
-
-A :class:`Classification`'s ``detail`` is safe to print: provider text is stripped of
-control characters, of anything shaped like a key (providers echo masked keys: "sk-ab***yz")
-and of every secret this process has handled, and capped in length. Given the key the
-request carried, :func:`classify_response` first redacts it from the answer in all its
-common encodings (an answer is untrusted: a gateway may echo the key it received).
+Pure: no I/O. Statuses are ambiguous across providers, so the body decides where it must.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from enum import StrEnum
-from typing import Any, Final
+from typing import Any
 
-from byokctl.model import redact, redact_secret, redact_secret_bytes
-
-
-class Outcome(StrEnum):
-    """The class of a verification or request outcome; the values appear in plans and JSON."""
-
-    OK = "ok"
-    INVALID_KEY = "invalid_key"
-    NO_CREDITS = "no_credits"
-    PERMISSION = "permission"
-    MODEL_NOT_AVAILABLE = "model_not_available"
-    DEPLOYMENT_NOT_FOUND = "deployment_not_found"
-    RATE_LIMITED = "rate_limited"
-    OUTAGE = "outage"
-    TIMEOUT = "timeout"
-    BAD_ENDPOINT = "bad_endpoint"
-    #: The key cannot be sent in an HTTP header (whitespace, a line break, non-ASCII).
-    INVALID_KEY_FORMAT = "invalid_key_format"
-    UNEXPECTED = "unexpected"
-
-
-#: Waiting will not fix it; only new credentials (or configuration) will.
-STICKY: Final[frozenset[Outcome]] = frozenset(
-    {
-        Outcome.INVALID_KEY,
-        Outcome.NO_CREDITS,
-        Outcome.PERMISSION,
-        Outcome.MODEL_NOT_AVAILABLE,
-        Outcome.DEPLOYMENT_NOT_FOUND,
-        Outcome.BAD_ENDPOINT,
-        Outcome.INVALID_KEY_FORMAT,
-    }
+from byokctl.classify._outcome import (
+    SHORT_NAMES,
+    TRANSIENT,
+    Classification,
+    Outcome,
+    meaning,
+    sanitize,
 )
-#: May clear by itself: retry with backoff.
-TRANSIENT: Final[frozenset[Outcome]] = frozenset(
-    {Outcome.RATE_LIMITED, Outcome.OUTAGE, Outcome.TIMEOUT, Outcome.UNEXPECTED}
-)
-#: The transient outcomes in which the provider said nothing about the credentials: it
-#: was busy, down or slow. Apply lets an enable through on these, with a warning
-#: (``docs/verification.md``); ``unexpected`` is not among them (an answer came back and
-#: could not be read: nothing says the key works).
-UNCONFIRMED: Final[frozenset[Outcome]] = frozenset(
-    {Outcome.RATE_LIMITED, Outcome.OUTAGE, Outcome.TIMEOUT}
-)
-
-#: Longest ``detail`` kept; provider messages can be long and are only a hint.
-MAX_DETAIL: Final = 240
-
-_DISPLAY: Final = {
-    "openai": "OpenAI",
-    "anthropic": "Anthropic",
-    "gemini": "Gemini",
-    "azure_openai": "Azure OpenAI",
-    "xai": "xAI",
-    "deepseek": "DeepSeek",
-}
-
-
-@dataclass(frozen=True)
-class Classification:
-    """One classified answer. ``detail`` never contains a key; ``retry_after`` is in seconds."""
-
-    outcome: Outcome
-    detail: str
-    retry_after: float | None = None
-
-    @property
-    def sticky(self) -> bool:
-        """Whether only new credentials or configuration can fix it."""
-        return self.outcome in STICKY
-
-    @property
-    def transient(self) -> bool:
-        """Whether it may clear by itself (retry with backoff)."""
-        return self.outcome in TRANSIENT
-
-
-class ClassifiedFailure(Exception):
-    """An exception that already knows its classification (raised by byokctl's own HTTP layer).
-
-    :func:`classify_exception` returns ``classification`` as is.
-    """
-
-    def __init__(self, classification: Classification) -> None:
-        super().__init__(classification.detail)
-        self.classification = classification
-
-
-# --- sanitizing provider text ------------------------------------------------------------
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
-# Anything a provider may echo of a key: a masked key ("sk-ab***yz", "xa***ey"), a
-# Google key ("AIza..."), or any long token of key characters. Model ids and words are
-# shorter than 32 characters or contain no digit run long enough to matter.
-_KEYLIKE = re.compile(
-    r"[A-Za-z0-9_\-]*\*{2,}[A-Za-z0-9_\-]*"
-    r"|AIza[0-9A-Za-z_\-]{8,}"
-    r"|\b(?:sk|xai|pk|rk)-[A-Za-z0-9_\-]{6,}"
-    r"|[A-Za-z0-9_\-]{32,}"
-)
-
-
-#: Provider text longer than this is cut before any pattern runs: the regexes cost
-#: ~0.2 s per MB on the caller's thread, and only the first ``limit`` characters are kept.
-MAX_SCAN: Final = 4096
-_LAST_TOKEN = re.compile(r"\S*\Z")
-
-
-def sanitize(text: str, limit: int = MAX_DETAIL) -> str:
-    """Provider text made safe to show: no control characters, nothing key-shaped, capped.
-
-    Text longer than :data:`MAX_SCAN` characters is cut first, and the token the cut
-    went through is dropped (half a secret would no longer match the redaction).
-    """
-    if len(text) > max(MAX_SCAN, limit):
-        text = _LAST_TOKEN.sub("", text[: max(MAX_SCAN, limit)])
-    text = redact(text)
-    text = _CONTROL.sub(" ", text)
-    text = _KEYLIKE.sub("(redacted)", text)
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
-    return text
-
+from byokctl.model import redact_secret, redact_secret_bytes
 
 # --- reading bodies and headers ----------------------------------------------------------
 
@@ -354,27 +224,6 @@ def _outcome(provider: str, status: int, err: _Error) -> Outcome:
     return Outcome.UNEXPECTED
 
 
-_MEANING: Final = {
-    Outcome.OK: "credentials accepted",
-    Outcome.INVALID_KEY: "the API key is invalid or revoked",
-    Outcome.NO_CREDITS: "the account has no credits or billing is not set up",
-    Outcome.PERMISSION: "the key is not permitted to use this API",
-    Outcome.MODEL_NOT_AVAILABLE: "the model is not available to this key",
-    Outcome.DEPLOYMENT_NOT_FOUND: "the deployment does not exist on this resource",
-    Outcome.RATE_LIMITED: "rate limited",
-    Outcome.OUTAGE: "the provider is unavailable or overloaded",
-    Outcome.TIMEOUT: "the provider did not answer in time",
-    Outcome.BAD_ENDPOINT: "the endpoint is not the provider's API",
-    Outcome.INVALID_KEY_FORMAT: "the API key cannot be sent in an HTTP header",
-    Outcome.UNEXPECTED: "an unexpected answer",
-}
-
-
-def meaning(outcome: Outcome) -> str:
-    """A short human description of ``outcome``."""
-    return _MEANING[outcome]
-
-
 def parse_answer(body: bytes, key: str | None) -> Any:
     """The JSON document in ``body`` (``None`` if it is not JSON), without ``key``.
 
@@ -435,7 +284,7 @@ def classify_key_format(provider: str, key: str) -> Classification | None:
     problem = key_format_problem(key)
     if problem is None:
         return None
-    name = _DISPLAY.get(provider, provider)
+    name = SHORT_NAMES.get(provider, provider)
     return Classification(
         Outcome.INVALID_KEY_FORMAT,
         f"{name}: {meaning(Outcome.INVALID_KEY_FORMAT)}: {problem}; "
@@ -463,7 +312,7 @@ def classify_response(
     doc = parse_answer(body, key)
     err = _error_of(doc)
     outcome = _outcome(provider, status, err)
-    name = _DISPLAY.get(provider, provider)
+    name = SHORT_NAMES.get(provider, provider)
     detail = f"{name}: {meaning(outcome)} (HTTP {status}"
     if 300 <= status < 400:
         # Only the status: a Location may point anywhere and is not ours to print in full.
@@ -475,108 +324,3 @@ def classify_response(
     detail = sanitize(detail + ")")
     retry = _retry_after(headers, err) if outcome in TRANSIENT else None
     return Classification(outcome, detail, retry)
-
-
-# --- exceptions --------------------------------------------------------------------------
-
-_DNS_WORDS: Final = (
-    "name or service not known",
-    "nodename nor servname",
-    "no address associated",
-    "getaddrinfo failed",
-    "name resolution",
-    "no such host",
-)
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen and len(seen) < 10:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
-def _sdk_status(provider: str, exc: BaseException, key: str | None) -> Classification | None:
-    """The official SDKs' ``APIStatusError``: ``status_code``, ``response``, ``body``."""
-    status = getattr(exc, "status_code", None)
-    if not isinstance(status, int):
-        return None
-    response = getattr(exc, "response", None)
-    headers: Mapping[str, str] = {}
-    raw_headers = getattr(response, "headers", None)
-    if isinstance(raw_headers, Mapping):
-        headers = {str(k): str(v) for k, v in raw_headers.items()}
-    content: bytes = b""
-    try:
-        got = getattr(response, "content", b"")
-        content = got if isinstance(got, bytes) else b""
-    except Exception:
-        content = b""
-    if not content:
-        body = getattr(exc, "body", None)
-        if body is not None:
-            # The SDKs keep the parsed error body (sometimes only its inner "error").
-            wrapped = body if isinstance(body, Mapping) and "error" in body else {"error": body}
-            try:
-                content = json.dumps(wrapped).encode()
-            except (TypeError, ValueError):
-                content = b""
-    return classify_response(provider, status, headers, content, key=key)
-
-
-def classify_exception(
-    provider: str, exc: BaseException, *, key: str | None = None
-) -> Classification:
-    """Classify a failure that produced no HTTP answer (or an SDK error carrying one).
-
-    ``key``: the key the failed request carried, removed from an SDK error's answer as in
-    :func:`classify_response`.
-    """
-    # An httpx exception can only exist where httpx is loaded already: never import it here
-    # (httpx imports click and rich when installed, and the resolver must stay light).
-    httpx: Any = sys.modules.get("httpx")
-    invalid_url: tuple[type[BaseException], ...] = ()
-    timeouts: tuple[type[BaseException], ...] = (TimeoutError,)
-    connect: tuple[type[BaseException], ...] = (ConnectionRefusedError,)
-    transport: tuple[type[BaseException], ...] = (ConnectionError,)
-    if httpx is not None:
-        invalid_url = (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.TooManyRedirects)
-        timeouts = (httpx.TimeoutException, TimeoutError)
-        connect = (httpx.ConnectError, ConnectionRefusedError)
-        transport = (httpx.TransportError, ConnectionError)
-
-    name = _DISPLAY.get(provider, provider)
-    for link in _chain(exc):
-        if isinstance(link, ClassifiedFailure):
-            return link.classification
-        sdk = _sdk_status(provider, link, key)
-        if sdk is not None:
-            return sdk
-    for link in _chain(exc):
-        kind = type(link).__name__
-        text = str(link).lower()
-        if isinstance(link, invalid_url):
-            return Classification(Outcome.BAD_ENDPOINT, sanitize(f"{name}: invalid endpoint URL"))
-        if any(w in text for w in _DNS_WORDS) or kind == "gaierror":
-            return Classification(
-                Outcome.BAD_ENDPOINT, f"{name}: the endpoint's host name does not resolve"
-            )
-        if "certificate" in text or kind in ("SSLCertVerificationError", "CertificateError"):
-            return Classification(
-                Outcome.BAD_ENDPOINT, f"{name}: the endpoint's TLS certificate is not valid"
-            )
-        if isinstance(link, timeouts) or "Timeout" in kind:
-            return Classification(Outcome.TIMEOUT, f"{name}: {meaning(Outcome.TIMEOUT)}")
-    for link in _chain(exc):
-        kind = type(link).__name__
-        if isinstance(link, connect):
-            return Classification(Outcome.OUTAGE, f"{name}: could not connect to the provider")
-        if isinstance(link, transport) or kind in ("APIConnectionError",):
-            return Classification(
-                Outcome.OUTAGE, f"{name}: the connection failed ({type(link).__name__})"
-            )
-    return Classification(
-        Outcome.UNEXPECTED, f"{name}: verification failed unexpectedly ({type(exc).__name__})"
-    )
