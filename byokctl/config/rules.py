@@ -9,21 +9,17 @@ from byokctl.catalog import PROVIDERS, SECRET_FIELDS
 from byokctl.config import patterns
 from byokctl.config.schema import SchemaFinding
 from byokctl.config.yamlsource import Path
-
-#: A value as sops writes it (the ``type`` list is sops's own).
-ENCRYPTED_VALUE: Final = (
-    r"^ENC\[AES256_GCM,data:[^,]*,iv:[^,]+,tag:[^,]+,"
-    r"type:(?:str|int|float|bool|bytes|time|comment)\]$"
-)
+from byokctl.sopsformat import is_encrypted_value, is_sops_document
 
 
 def is_encrypted(value: object) -> bool:
-    return isinstance(value, str) and patterns.matches(ENCRYPTED_VALUE, value)
+    """Whether ``value`` is an encrypted value, exactly as sops reads one."""
+    return is_encrypted_value(value)
 
 
 def has_sops_metadata(document: Mapping[str, Any]) -> bool:
-    meta = document.get("sops")
-    return isinstance(meta, Mapping) and "mac" in meta and "lastmodified" in meta
+    """Whether the document is a SOPS file (the same test decryption uses)."""
+    return is_sops_document(document)
 
 
 def is_secret_path(path: Path) -> bool:

@@ -22,8 +22,8 @@ from typing import Any, Literal
 from byokctl.errors import SopsError
 from byokctl.sops import _binary, _native
 from byokctl.sops._binary import find_sops_binary
-from byokctl.sops._format import is_sops_document, recipients_of
 from byokctl.sops._identities import AgeIdentity, Identities, load_identities
+from byokctl.sopsformat import is_sops_document, recipients_of
 
 __all__ = [
     "AgeIdentity",

@@ -36,8 +36,8 @@ import yaml
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from byokctl import sopsformat as _format
 from byokctl.errors import DecryptionError, IdentityMismatchError, NoIdentityError, NotSopsFileError
-from byokctl.sops import _format
 from byokctl.sops._identities import Identities
 
 _STR = "tag:yaml.org,2002:str"

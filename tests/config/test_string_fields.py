@@ -210,9 +210,13 @@ def test_patterns_are_ecma_262() -> None:
     assert patterns.matches("[a-z]", "0a0"), "unanchored patterns search, as JSON Schema says"
 
 
-def test_an_encrypted_value_with_a_trailing_newline_is_not_encrypted() -> None:
+def test_validate_and_decryption_share_one_definition_of_encrypted() -> None:
+    from byokctl.sopsformat import parse_encrypted_value
+
+    for value in (ENC, ENC + "\n", ENC.replace("type:str", "type:comment"), "ENC[x]", "plain"):
+        assert rules.is_encrypted(value) is (parse_encrypted_value(value) is not None)
     assert rules.is_encrypted(ENC)
-    assert not rules.is_encrypted(ENC + "\n")
+    assert not rules.is_encrypted("ENC[AES256_GCM,data:Zm9v]")
 
 
 def test_trailing_newline_name_is_not_a_second_workspace(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Facts about the SOPS 3.x file format, as pure functions.
+"""Facts about the SOPS 3.x file format, as pure functions: the one definition of what an
+encrypted value and a SOPS file are, for ``validate`` (no key) and for decryption alike.
 
 Sources (facts, not code): getsops/sops ``aes/cipher.go`` (the ``ENC[...]`` value, a
 32-byte IV, AES-256-GCM with the key path as additional data), ``sops.go`` (which values
@@ -52,6 +53,11 @@ class EncryptedValue:
     iv: bytes
     tag: bytes
     type: str
+
+
+def is_encrypted_value(value: object) -> bool:
+    """Whether sops would take ``value`` for an encrypted value (and try to decrypt it)."""
+    return isinstance(value, str) and parse_encrypted_value(value) is not None
 
 
 def parse_encrypted_value(text: str) -> EncryptedValue | None:
