@@ -18,7 +18,13 @@ ENCRYPTED_VALUE: Final = (
 
 
 def is_encrypted(value: object) -> bool:
-    return isinstance(value, str) and patterns.matches(ENCRYPTED_VALUE, value)
+    """Whether ``value`` is a value as sops writes it (``ENC[AES256_GCM,…]``)."""
+    # The prefix test spares the ECMA-262 engine every plain string (most of a document).
+    return (
+        isinstance(value, str)
+        and value.startswith("ENC[")
+        and patterns.matches(ENCRYPTED_VALUE, value)
+    )
 
 
 def has_sops_metadata(document: Mapping[str, Any]) -> bool:
