@@ -263,7 +263,11 @@ def check_file(candidate: Candidate) -> tuple[CheckedFile, bytes, YamlDocument |
                     )
                 )
                 return checked, b"", None
-            content = f.read(MAX_FILE_BYTES + 1)
+            # Up to MAX_FILE_BYTES + 1 bytes, as the size said; read(n) would first make an
+            # n-byte buffer, a megabyte per file. More only if the file grew since fstat.
+            content = f.read(size + 1)
+            if len(content) > size:
+                content += f.read(MAX_FILE_BYTES + 1 - len(content))
     except OSError as exc:
         checked.diagnostics.append(
             error(
