@@ -14,6 +14,7 @@ import stat
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -192,13 +193,24 @@ def _examine_all(
     if decrypt is not None:
         # Load the keys now, once: a worker that loaded them would run SOPS_AGE_KEY_CMD again.
         decrypt.identities.identities  # noqa: B018 - the property loads them
-    context = multiprocessing.get_context("fork")
-    # Small chunks keep the order cheap to restore and each worker's memory flat.
-    chunk = max(1, min(64, len(candidates) // (workers * 8)))
-    with context.Pool(workers, initializer=_worker_init, initargs=(candidates, decrypt)) as pool:
-        wires = pool.imap(_worker_examine, range(len(candidates)), chunksize=chunk)
+    # An executor rather than multiprocessing.Pool: a worker that dies (the OOM killer)
+    # breaks it with an error, where a Pool would wait for the lost task forever. With
+    # "fork" it starts every worker before its own management thread.
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_worker_init,
+        initargs=(candidates, decrypt),
+    )
+    try:
+        # Small chunks keep the order cheap to restore and each worker's memory flat.
+        chunk = max(1, min(64, len(candidates) // (workers * 8)))
+        wires = pool.map(_worker_examine, range(len(candidates)), chunksize=chunk)
         for candidate, wire in zip(candidates, wires, strict=True):
             yield _Outcome.from_wire(candidate, wire)
+    finally:
+        # On Ctrl-C or an error, drop the files not yet started instead of checking them all.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _examine(candidate: Candidate, decrypt: _Decrypt | None) -> _Outcome:

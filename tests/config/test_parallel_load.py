@@ -66,7 +66,7 @@ def _run(code: str, *args: str, env: dict[str, str] | None = None) -> str:
         text=True,
         check=False,
         env=env,
-        timeout=120,
+        timeout=60,  # a hung pool fails the test instead of the suite
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -141,3 +141,27 @@ def test_one_process_serves_small_runs_and_threaded_callers() -> None:
     finally:
         release.set()
         other.join()
+
+
+def test_a_worker_that_dies_fails_the_run_instead_of_hanging_it(
+    make_repo: Callable[[], Repo],
+) -> None:
+    repo = make_repo()
+    for i in range(4):
+        repo.write(f"ws-{i}", workspace_yaml(f"ws-{i}"), encrypt=False)
+    # Fault injection: the worker checking ws-2 is killed, as the OOM killer would.
+    code = (
+        "import os, sys\n"
+        "from byokctl.config import loader\n"
+        "real = loader._examine\n"
+        "def dying(candidate, decrypt):\n"
+        "    if candidate.display.endswith('ws-2.yaml'):\n"
+        "        os._exit(9)\n"
+        "    return real(candidate, decrypt)\n"
+        "loader._examine = dying\n"
+        "try:\n"
+        "    loader.validate_paths(sys.argv[1:], jobs=2)\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__)\n"
+    )
+    assert _run(code, str(repo.workspaces)).strip() == "BrokenProcessPool"
