@@ -10,7 +10,6 @@ from byokctl.commands._common import make_plan, open_live_store, store_url, use_
 from byokctl.plan import Plan, planfile
 from byokctl.render import render_json, render_markdown, render_text
 from byokctl.store import safe_url, store_exists
-from byokctl.verify import refuse_failed_enable, verify_plan
 
 PlanFormat = Literal["text", "json", "markdown"]
 
@@ -68,6 +67,9 @@ def plan(
         )
         result = make_plan(paths, None, targets=targets, err=err)
     if verify:
+        # httpx and the adapters load only for a verified plan (--no-verify starts faster).
+        from byokctl.verify import verify_plan  # noqa: PLC0415
+
         result = verify_plan(result, parallelism=parallelism, err=err)
     if out_file is not None:
         planfile.write_plan(out_file, result)
@@ -81,6 +83,8 @@ def plan(
         # apply's own rule: what it would refuse fails the plan (exit 1, also with
         # --detailed-exitcode), so a green pull-request check means the merge applies.
         # The rendering above already shows the failure first; the plan file keeps it.
+        from byokctl.verify import refuse_failed_enable  # noqa: PLC0415
+
         refuse_failed_enable(result)
     if detailed_exitcode and result.has_changes:
         return 2

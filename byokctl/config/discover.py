@@ -83,13 +83,24 @@ def _walk(
                     continue
                 if not target.is_relative_to(root):
                     problems.append(_outside(sub, shown_root))
+        # os.walk does not follow directory links, so every file here that is not itself a
+        # link really is at realpath(dirpath)/filename: one realpath per directory, not
+        # one per file (it is pure Python, several system calls each).
+        try:
+            real_dir: Path | None = Path(os.path.realpath(dirpath, strict=True))
+        except OSError:
+            real_dir = None
         for filename in sorted(filenames):
             if filename.startswith(".") or not filename.endswith(SUFFIXES):
                 continue
             file = Path(dirpath, filename)
             try:
-                real = Path(os.path.realpath(file, strict=True))
-                mode = real.stat().st_mode
+                info = os.lstat(file)
+                if real_dir is not None and not stat.S_ISLNK(info.st_mode):
+                    real, mode = real_dir / filename, info.st_mode
+                else:
+                    real = Path(os.path.realpath(file, strict=True))
+                    mode = real.stat().st_mode
             except OSError as exc:
                 problems.append(_unusable(file, exc))
                 continue

@@ -29,30 +29,44 @@ def is_secret_path(path: Path) -> bool:
 
 def encrypted_paths(value: Any, path: Path = ()) -> Iterator[Path]:
     """Paths of every encrypted value, the ``sops`` metadata excluded."""
+    found: list[Path] = []
+    _collect_encrypted(value, path, found)
+    return iter(found)
+
+
+def _collect_encrypted(value: Any, path: Path, found: list[Path]) -> None:
+    # One list filled by plain recursion: nested generators cost a frame per level per leaf,
+    # and every file is walked this way several times.
     if isinstance(value, Mapping):
         for key, child in value.items():
             if not path and key == "sops":
                 continue
-            yield from encrypted_paths(child, (*path, key))
+            _collect_encrypted(child, (*path, key), found)
     elif isinstance(value, list):
         for i, child in enumerate(value):
-            yield from encrypted_paths(child, (*path, i))
+            _collect_encrypted(child, (*path, i), found)
     elif is_encrypted(value):
-        yield path
+        found.append(path)
 
 
 def plain_strings(value: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
     """Every non-secret, unencrypted string value with its path, the ``sops`` metadata excluded."""
+    found: list[tuple[Path, str]] = []
+    _collect_plain(value, path, found)
+    return iter(found)
+
+
+def _collect_plain(value: Any, path: Path, found: list[tuple[Path, str]]) -> None:
     if isinstance(value, Mapping):
         for key, child in value.items():
             if (not path and key == "sops") or key in SECRET_FIELDS:
                 continue
-            yield from plain_strings(child, (*path, key))
+            _collect_plain(child, (*path, key), found)
     elif isinstance(value, list):
         for i, child in enumerate(value):
-            yield from plain_strings(child, (*path, i))
+            _collect_plain(child, (*path, i), found)
     elif isinstance(value, str) and not is_encrypted(value):
-        yield path, value
+        found.append((path, value))
 
 
 def control_characters(document: Mapping[str, Any]) -> Iterator[SchemaFinding]:

@@ -2,6 +2,14 @@
 
 The schema file is ``schemas/workspace.schema.json`` at the repository's top level; the
 wheel ships the same file as ``byokctl/schemas/workspace.schema.json``.
+
+Two validators read the same schema. A compiled one (``jsonschema-rs``) only answers
+"valid or not", in microseconds; ``jsonschema`` with ECMA-262 patterns (``regress``) is
+the authority and writes the detailed report. The compiled answer is trusted only when
+it says *valid* and every string it checked is printable ASCII, where its regex dialect
+and ECMA-262 read every pattern alike; anything else (an invalid file, a control or
+non-ASCII character, a value JSON has no type for) goes to ``jsonschema``, whose verdict
+stands. Valid files, nearly all of them, never import ``jsonschema``.
 """
 
 from __future__ import annotations
@@ -13,14 +21,14 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path as FsPath
-from typing import Any
-
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from byokctl.catalog import SECRET_FIELDS
 from byokctl.config import patterns
 from byokctl.config.yamlsource import Path
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_NAME = "workspace.schema.json"
 
@@ -40,31 +48,72 @@ def load_schema() -> Mapping[str, Any]:
     return schema
 
 
-def _ecma_pattern(
-    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
-) -> Iterator[ValidationError]:
-    # jsonschema's own keyword uses Python's re, where "$" also matches before a trailing
-    # newline; JSON Schema means ECMA-262, where "$" is the end of the value.
-    if validator.is_type(instance, "string") and not patterns.matches(pattern, instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-#: Draft 2020-12 with patterns read as JSON Schema defines them (ECMA-262).
-WorkspaceValidator: Any = validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator, {"pattern": _ecma_pattern}
-)
+def _runtime_schema() -> dict[str, Any]:
+    # The schema states "enabled names a configured provider" as six if/then blocks for
+    # editors; the rules module reports it with a better message and position, so the
+    # validators skip them (a third of their time). Everything else is the file as written.
+    runtime = copy.deepcopy(dict(load_schema()))
+    runtime["properties"]["spec"].pop("allOf", None)
+    return runtime
 
 
 @cache
 def _validator() -> Any:
-    schema = load_schema()
-    Draft202012Validator.check_schema(schema)
-    # The schema states "enabled names a configured provider" as six if/then blocks for
-    # editors; the rules module reports it with a better message and position, so the
-    # validator skips them (a third of its time). Everything else is the file as written.
-    runtime = copy.deepcopy(dict(schema))
-    runtime["properties"]["spec"].pop("allOf", None)
-    return WorkspaceValidator(runtime)
+    from jsonschema import Draft202012Validator, validators  # noqa: PLC0415 - invalid files only
+    from jsonschema.exceptions import ValidationError  # noqa: PLC0415
+
+    def ecma_pattern(
+        validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
+    ) -> Iterator[ValidationError]:
+        # jsonschema's own keyword uses Python's re, where "$" also matches before a
+        # trailing newline; JSON Schema means ECMA-262, where "$" is the end of the value.
+        if validator.is_type(instance, "string") and not patterns.matches(pattern, instance):
+            yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+    # Draft 2020-12 with patterns read as JSON Schema defines them (ECMA-262).
+    workspace_validator: Any = validators.extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator, {"pattern": ecma_pattern}
+    )
+    Draft202012Validator.check_schema(load_schema())
+    return workspace_validator(_runtime_schema())
+
+
+@cache
+def _fast_validator() -> Any:
+    import jsonschema_rs  # noqa: PLC0415 - only when checking
+
+    # Formats are annotations in 2020-12, as for jsonschema without a format checker.
+    return jsonschema_rs.validator_for(_runtime_schema(), validate_formats=False)
+
+
+def _printable_ascii(value: Any, top: bool = True) -> bool:
+    """Whether every string in ``value`` (keys too, ``sops`` metadata aside) is printable ASCII."""
+    if isinstance(value, str):
+        return value.isascii() and value.isprintable()
+    if isinstance(value, Mapping):
+        return all(
+            _printable_ascii(k, False) and ((top and k == "sops") or _printable_ascii(v, False))
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return all(_printable_ascii(v, False) for v in value)
+    return True
+
+
+def fast_valid(document: Mapping[str, Any]) -> bool:
+    """Whether the compiled validator proves ``document`` valid, with no report needed.
+
+    ``False`` means "ask ``jsonschema``", not "invalid". The ``sops`` metadata is left out
+    of the ASCII test because the schema checks nothing inside it but its type (a test
+    keeps that true); its armored keys hold newlines.
+    """
+    if not _printable_ascii(document):
+        return False
+    try:
+        return bool(_fast_validator().is_valid(document))
+    except (ValueError, TypeError, OverflowError):
+        # A value JSON has no type for (a YAML date, a huge integer): jsonschema decides.
+        return False
 
 
 @dataclass(frozen=True)
@@ -77,8 +126,14 @@ class SchemaFinding:
     hint: str | None = None
 
 
-def check(document: Mapping[str, Any]) -> Iterator[SchemaFinding]:
-    """Every schema violation of ``document``, most specific first."""
+def check(document: Mapping[str, Any], *, fast: bool = True) -> Iterator[SchemaFinding]:
+    """Every schema violation of ``document``, most specific first.
+
+    With ``fast`` (the default) a document the compiled validator proves valid is not
+    walked again (:func:`fast_valid`); ``fast=False`` always asks ``jsonschema``.
+    """
+    if fast and fast_valid(document):
+        return
     for err in _validator().iter_errors(document):
         yield from _translate(err)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import yaml
 
@@ -27,13 +27,15 @@ MAX_DEPTH: Final = 64
 # Python converts at most 4,300 decimal digits to or from text (about 14,284 bits).
 _MAX_INT_BITS: Final = 14_000
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
+_STR_TAG: Final = "tag:yaml.org,2002:str"
 _COLLECTION_TAGS: Final = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
 
-@dataclass(frozen=True)
-class Mark:
+class Mark(NamedTuple):
     """A 1-based line and column."""
 
+    # A tuple, not a frozen dataclass: the builder makes one for every key and value of
+    # every file, and a tuple is several times cheaper to make.
     line: int
     column: int
 
@@ -167,7 +169,9 @@ class _Builder:
                 f"the document nests deeper than {MAX_DEPTH} levels (a recursive alias?)",
                 _mark(node.start_mark),
             )
-        self.value_marks.setdefault(path, _mark(node.start_mark))
+        if path not in self.value_marks:
+            start = node.start_mark
+            self.value_marks[path] = Mark(start.line + 1, start.column + 1)
         if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
             raise YamlProblem(
                 "yaml-tag",
@@ -182,6 +186,8 @@ class _Builder:
         return self._scalar(node)
 
     def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag == _STR_TAG:
+            return node.value  # what SafeConstructor makes of a str scalar, without the calls
         construct = self._constructor.yaml_constructors.get(node.tag)
         if construct is None:
             raise YamlProblem(
@@ -226,7 +232,8 @@ class _Builder:
                     _mark(key_node.start_mark),
                 )
             key = str(key_node.value)
-            key_mark = _mark(key_node.start_mark)
+            start = key_node.start_mark
+            key_mark = Mark(start.line + 1, start.column + 1)
             if key in seen:
                 first = seen[key]
                 raise YamlProblem(
