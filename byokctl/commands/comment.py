@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from byokctl.errors import ByokError
-from byokctl.github import (
+from byokctl.github.comment import (
     DEFAULT_API_URL,
     GitHubClient,
     GitHubError,

@@ -323,34 +323,20 @@ def test_the_public_surface() -> None:
 
     assert sorted(byokctl.github.__all__) == sorted(
         [
-            "DEFAULT_API_URL",
             "DEFUSED_PREFIX",
-            "DRIFT_TITLE",
             "RULE_HELP",
             "Actions",
             "CommandGuard",
-            "GitHubClient",
-            "GitHubError",
-            "Mode",
-            "Outcome",
-            "Repository",
             "annotation_commands",
             "apply_markdown",
-            "comment_body",
-            "destroy_warning",
             "escape_data",
             "escape_property",
-            "failure_body",
             "format_outputs",
             "guard_streams",
-            "marker",
             "plan_outputs",
             "render_sarif",
             "runner_reads",
             "send_command",
-            "sync_comment",
-            "sync_drift_issue",
-            "utf16_length",
             "validate_markdown",
             "workflow_command",
         ]
@@ -366,3 +352,23 @@ def test_the_public_surface() -> None:
         check=True,
     )
     assert done.stdout.strip() == "False"
+    import byokctl.github.comment
+
+    assert sorted(byokctl.github.comment.__all__) == sorted(
+        [
+            "DEFAULT_API_URL",
+            "DRIFT_TITLE",
+            "GitHubClient",
+            "GitHubError",
+            "Mode",
+            "Outcome",
+            "Repository",
+            "comment_body",
+            "destroy_warning",
+            "failure_body",
+            "marker",
+            "sync_comment",
+            "sync_drift_issue",
+            "utf16_length",
+        ]
+    )

@@ -15,7 +15,7 @@ import pytest
 from byokctl.cli import main
 from byokctl.commands.comment import comment
 from byokctl.errors import ByokError
-from byokctl.github import DRIFT_TITLE, comment_body, marker, utf16_length
+from byokctl.github.comment import DRIFT_TITLE, comment_body, marker, utf16_length
 from byokctl.model import DesiredState, LiveState, ProviderConfig, Secret, SourceFile, Workspace
 from byokctl.plan import Action, diff, planfile
 from tests.github.fake_api import LOGIN, TOKEN, FakeGitHub, serve
