@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import Row, report  # noqa: E402
 
-from byokctl.apply import apply_plan  # noqa: E402
+from byokctl.executor import apply_plan  # noqa: E402
 from byokctl.model import ProviderConfig, Secret, Workspace  # noqa: E402
 from byokctl.store import MasterKey, open_store  # noqa: E402
 

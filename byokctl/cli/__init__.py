@@ -156,7 +156,7 @@ def apply(
     parallelism: int,
 ) -> int:
     """Apply a saved plan, or plan and apply the files under PATHs."""
-    from byokctl.commands._common import stdin_is_terminal  # noqa: PLC0415
+    from byokctl.commands._inputs import stdin_is_terminal  # noqa: PLC0415
     from byokctl.commands.apply import apply as run  # noqa: PLC0415
 
     def ask(prompt: str) -> str:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from byokctl.apply import ApplyResult, apply_plan, default_holder, locked
-from byokctl.commands._common import make_plan, open_live_store, store_url, use_color
+from byokctl.commands._inputs import make_plan, open_live_store, store_url, use_color
 from byokctl.errors import ByokError
+from byokctl.executor import ApplyResult, apply_plan, default_holder, locked
 from byokctl.model import Workspace
 from byokctl.plan import FieldChange, Plan, planfile
 from byokctl.render import render_markdown, render_text

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from byokctl.commands._common import (
+from byokctl.commands._inputs import (
     open_live_store,
     provider_documents,
     refuse_if_unreadable,

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import TextIO
 
-from byokctl.apply import default_holder
-from byokctl.commands._common import LOCAL_DIR, open_live_store, store_url
+from byokctl.commands._inputs import LOCAL_DIR, open_live_store, store_url
 from byokctl.errors import MasterKeyError
+from byokctl.executor import default_holder
 from byokctl.store import (
     ENV_KEY,
     ENV_KEY_FILE,

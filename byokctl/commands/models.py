@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal, TextIO
 
 from byokctl.catalog import PROVIDERS
-from byokctl.commands._common import read_desired
+from byokctl.commands._inputs import read_desired
 from byokctl.errors import ConfigError
 from byokctl.verify import Outcome, VerifyCache, list_models
 

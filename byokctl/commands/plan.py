@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, TextIO
 
-from byokctl.commands._common import make_plan, open_live_store, store_url, use_color
+from byokctl.commands._inputs import make_plan, open_live_store, store_url, use_color
 from byokctl.plan import Plan, planfile
 from byokctl.render import render_json, render_markdown, render_text
 from byokctl.store import safe_url, store_exists

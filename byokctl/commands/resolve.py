@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 from byokctl.classify import sanitize
-from byokctl.commands._common import open_live_store, store_url
+from byokctl.commands._inputs import open_live_store, store_url
 from byokctl.errors import ByokError
 from byokctl.resolver import FEATURES, Resolver
 from byokctl.resolver.options import ResolverOptions

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
-from byokctl.commands._common import use_color
+from byokctl.commands._inputs import use_color
 from byokctl.commands.plan import PlanFormat, render
 from byokctl.plan import planfile
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, TextIO
 
-from byokctl.commands._common import (
+from byokctl.commands._inputs import (
     open_live_store,
     provider_documents,
     refuse_if_unreadable,

@@ -12,7 +12,7 @@ import html
 from typing import Final
 
 from byokctl.plan import Action, Change, CheckFinding, FieldAction, Plan
-from byokctl.render._common import (
+from byokctl.render._wording import (
     REFUSAL_HINT,
     UNMANAGED_HINT,
     field_lines,

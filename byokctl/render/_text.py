@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from byokctl.plan import Change, FieldAction, Plan
-from byokctl.render._common import (
+from byokctl.render._wording import (
     ACTION_SYMBOL,
     REFUSAL_HINT,
     UNMANAGED_HINT,

@@ -14,7 +14,7 @@ full table and every provider's answers.
 from __future__ import annotations
 
 from byokctl.catalog import SANDBOX_URL_ENV
-from byokctl.sandbox._common import RETRY_AFTER_SECONDS
+from byokctl.sandbox._api import RETRY_AFTER_SECONDS
 from byokctl.sandbox._markers import (
     FLAKY_FAILURES,
     MARKERS,

@@ -11,7 +11,7 @@ import base64
 import binascii
 from typing import ClassVar
 
-from byokctl.sandbox._common import (
+from byokctl.sandbox._api import (
     RETRY_AFTER_SECONDS,
     Answer,
     Endpoint,

@@ -22,8 +22,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from byokctl.catalog import PROVIDERS
 from byokctl.sandbox._anthropic import AnthropicAPI
+from byokctl.sandbox._api import Answer, Failure, ProviderAPI, Request
 from byokctl.sandbox._azure import AzureOpenAIAPI
-from byokctl.sandbox._common import Answer, Failure, ProviderAPI, Request
 from byokctl.sandbox._gemini import GeminiAPI
 from byokctl.sandbox._markers import FLAKY_FAILURES, Behaviour, behaviour_for
 from byokctl.sandbox._openai import DeepSeekAPI, OpenAIAPI

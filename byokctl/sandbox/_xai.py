@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from byokctl.sandbox._common import (
+from byokctl.sandbox._api import (
     RETRY_AFTER_SECONDS,
     Answer,
     Endpoint,

@@ -106,7 +106,7 @@ def test_sticky_failure_survives_restart_and_clears_when_apply_changes_the_key(
 def test_sticky_failure_clears_through_apply_plan(
     store: Store, make: Callable[..., Resolver]
 ) -> None:
-    from byokctl.apply import apply_plan
+    from byokctl.executor import apply_plan
     from byokctl.model import DesiredState, LiveState
     from byokctl.plan import diff
 

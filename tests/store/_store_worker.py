@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from byokctl.apply import apply_plan
 from byokctl.errors import StalePlanError
+from byokctl.executor import apply_plan
 from byokctl.store import MasterKey, open_store
 from tests.store.storetest_helpers import Change, FieldChange, workspace
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from byokctl.apply import apply_plan, default_holder
 from byokctl.errors import LockHeldError, MasterKeyError, StalePlanError
+from byokctl.executor import apply_plan, default_holder
 from byokctl.store import AuditChange, MasterKey, Store
 from tests.store.storetest_helpers import CANARY, Backend, Change, FieldChange, upserts, workspace
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from byokctl.apply import apply_plan
+from byokctl.executor import apply_plan
 from byokctl.store import MasterKey
 from tests.store.killing import DOOMED, freeze_inside_apply, tagged, wait_sessions_ended
 from tests.store.storetest_helpers import Backend, changes_between, generation

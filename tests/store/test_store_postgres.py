@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from byokctl.apply import apply_plan
 from byokctl.errors import LockHeldError, StalePlanError, StoreError
+from byokctl.executor import apply_plan
 from byokctl.store import AuditEntry, MasterKey, WorkspaceWrite, open_store
 from tests.store.conftest import postgres_schema_url
 from tests.store.killing import DOOMED, freeze_inside_apply, tagged, wait_sessions_ended

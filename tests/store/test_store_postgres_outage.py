@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from byokctl.apply import apply_plan
 from byokctl.errors import StalePlanError, StoreError
+from byokctl.executor import apply_plan
 from byokctl.store import MasterKey, Store, open_store
 from tests.pg import Cluster, throwaway_cluster
 from tests.store.storetest_helpers import changes_between, generation
