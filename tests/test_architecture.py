@@ -133,3 +133,13 @@ def test_the_resolver_never_reaches_verify() -> None:
     # It classifies answers with the pure classifier beside the catalog; verify is httpx's.
     reached = {target for unit, target, _ in imports() if unit == "resolver"}
     assert "verify" not in reached
+
+
+def test_no_module_is_over_500_lines() -> None:
+    # A module that cannot be read in one sitting is a module to split (issue 13).
+    long = {
+        str(f.relative_to(PACKAGE.parent)): n
+        for f in PACKAGE.rglob("*.py")
+        if (n := len(f.read_text(encoding="utf-8").splitlines())) > 500
+    }
+    assert long == {}

@@ -16,17 +16,16 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from byokctl.catalog import PROVIDERS, SECRET_FIELDS
 from byokctl.config import rules, schema
 from byokctl.config.diagnostics import Diagnostic, Severity, error
 from byokctl.config.discover import DEFAULT_PATH, Candidate, discover
+from byokctl.config.documents import sops_rule, with_placeholders, workspace_from_document
 from byokctl.config.yamlsource import Mark, YamlDocument, YamlProblem, parse
 from byokctl.errors import SopsError
-from byokctl.model import DesiredState, ProviderConfig, Secret, SourceFile, Workspace
+from byokctl.model import DesiredState, SourceFile, Workspace
 
 if TYPE_CHECKING:
     from byokctl.sops import Identities
@@ -228,12 +227,12 @@ def _examine(candidate: Candidate, decrypt: _Decrypt | None) -> _Outcome:
     except SopsError as exc:
         # The sops module names the file first; the diagnostic already does.
         message = exc.message.removeprefix(f"{candidate.real}: ")
-        outcome.load_diagnostics.append(error(display, 1, 1, _sops_rule(exc), message, exc.hint))
+        outcome.load_diagnostics.append(error(display, 1, 1, sops_rule(exc), message, exc.hint))
         return outcome
     if not all(rules.is_secret_path(p) for p in rules.encrypted_paths(value)):
         # Values that were encrypted could not be checked before; check them now.
         recheck = YamlDocument(
-            _with_placeholders(data, value), document.value_marks, document.key_marks
+            with_placeholders(data, value), document.value_marks, document.key_marks
         )
         late = [d for d in _document_diagnostics(display, recheck) if d.severity is Severity.ERROR]
         if late:
@@ -451,63 +450,3 @@ def _decrypt(candidate: Candidate, content: bytes, identities: Identities) -> di
 
     data: dict[str, Any] = decrypt_file(candidate.real, identities=identities, content=content).data
     return data
-
-
-@cache
-def _sops_rules() -> Mapping[type[SopsError], str]:
-    from byokctl import errors  # noqa: PLC0415
-
-    return {
-        errors.NotSopsFileError: "sops-not-sops-file",
-        errors.NoIdentityError: "sops-no-identity",
-        errors.IdentityMismatchError: "sops-wrong-identity",
-        errors.MacMismatchError: "sops-mac-mismatch",
-        errors.DecryptionError: "sops-decrypt-failed",
-        errors.SopsBinaryError: "sops-binary",
-    }
-
-
-def _sops_rule(exc: SopsError) -> str:
-    for cls, rule in _sops_rules().items():
-        if isinstance(exc, cls):
-            return rule
-    return "sops-error"
-
-
-def _with_placeholders(data: Mapping[str, Any], encrypted: Mapping[str, Any]) -> dict[str, Any]:
-    """The decrypted document with secrets put back as their ciphertext, for re-checking."""
-    out = dict(data)
-    out["sops"] = encrypted.get("sops")
-    spec = dict(out.get("spec") or {})
-    providers = dict(spec.get("providers") or {})
-    enc_providers = encrypted["spec"]["providers"]
-    for name, config in providers.items():
-        restored = dict(config)
-        for field_name in SECRET_FIELDS:
-            if field_name in restored:
-                restored[field_name] = enc_providers[name][field_name]
-        providers[name] = restored
-    spec["providers"] = providers
-    out["spec"] = spec
-    return out
-
-
-def workspace_from_document(data: Mapping[str, Any]) -> Workspace:
-    """Build a Workspace from a valid, decrypted document."""
-    metadata = data["metadata"]
-    spec = data["spec"]
-    providers: dict[str, ProviderConfig] = {}
-    for provider_id, config in (spec.get("providers") or {}).items():
-        provider = PROVIDERS[provider_id]
-        providers[provider_id] = ProviderConfig(
-            provider=provider_id,
-            model=str(config["model"]),
-            settings={k: str(config[k]) for k in provider.settings if k in config},
-            secrets={k: Secret(str(config[k])) for k in provider.secret_fields if k in config},
-        )
-    return Workspace(
-        name=metadata["name"],
-        notify=tuple(metadata.get("notify") or ()),
-        enabled=spec.get("enabled"),
-        providers=providers,
-    )
