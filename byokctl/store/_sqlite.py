@@ -75,6 +75,29 @@ def path_from_url(url: str) -> Path:
     return Path(url.removeprefix(prefix))
 
 
+def _set_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Put the file in WAL mode (persistent: once per file), waiting out a busy database.
+
+    Right after a writer was killed, the next connection recovers the WAL while holding it
+    exclusively, and a journal-mode change can then fail with "database is locked" at once
+    instead of waiting; so the change is retried, with backoff, for up to ``busy_timeout``.
+    """
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.005
+    while True:
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
 def _connect(path: Path, busy_timeout: float, *, durable: bool) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(
@@ -85,7 +108,7 @@ def _connect(path: Path, busy_timeout: float, *, durable: bool) -> sqlite3.Conne
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         if durable:
-            conn.execute("PRAGMA journal_mode = WAL")  # persistent: set once for the file
+            _set_wal(conn, busy_timeout)
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = FULL")
         else:
