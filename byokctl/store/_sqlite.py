@@ -91,7 +91,7 @@ def _set_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
                 conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            busy = "locked" in str(exc) or "busy" in str(exc)
+            busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED)
             if not busy or time.monotonic() + pause > deadline:
                 raise
         time.sleep(pause)
