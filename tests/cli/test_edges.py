@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
 
-from byokctl.cli import main
 from byokctl.store import MasterKey, open_store
 from byokctl.store.runtime import open_runtime_store
+from tests.cli.running import run_cli
 from tests.pg import postgres_database, postgres_schema_url
 
 __all__ = ["postgres_database"]  # the session fixture, used below
 
 
 def _run(*argv: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue() + err.getvalue()
+    code, out, err = run_cli(*argv)
+    return code, out + err
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from byokctl.cli import main
+from tests.cli.running import run_cli
 
 FUZZ_EXAMPLES = 300
 
@@ -41,10 +40,8 @@ def _in(directory: Path) -> Iterator[None]:
 
 
 def _run(*argv: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue() + err.getvalue()
+    code, out, err = run_cli(*argv)
+    return code, out + err
 
 
 def _assert_finding(code: int, output: str) -> None:

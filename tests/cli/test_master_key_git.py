@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from byokctl.cli import main
+from tests.cli.running import run_cli
 
 NEO_ONLY = "apiVersion: byok/v1\nkind: Workspace\nmetadata: {name: acme}\nspec:\n  providers: {}\n"
-
-
-def _run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -42,7 +33,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_embedded_default_keeps_itself_out_of_git(repo: Path) -> None:
-    code, _, err = _run("apply", "--auto-approve", "--no-verify")
+    code, _, err = run_cli("apply", "--auto-approve", "--no-verify")
     assert code == 0, err
     assert (repo / ".byok" / "master.key").exists()
     assert (repo / ".byok" / "state.db").exists()
@@ -54,26 +45,26 @@ def test_the_embedded_default_keeps_itself_out_of_git(repo: Path) -> None:
 
 def test_an_existing_directory_is_left_alone(repo: Path) -> None:
     (repo / ".byok").mkdir()
-    code, _, err = _run("apply", "--auto-approve", "--no-verify")
+    code, _, err = run_cli("apply", "--auto-approve", "--no-verify")
     assert code == 0, err
     assert not (repo / ".byok" / ".gitignore").exists()
 
 
 def test_a_tracked_master_key_or_store_warns_in_validate_and_plan(repo: Path) -> None:
-    assert _run("apply", "--auto-approve", "--no-verify")[0] == 0
-    code, out, _ = _run("validate")
+    assert run_cli("apply", "--auto-approve", "--no-verify")[0] == 0
+    code, out, _ = run_cli("validate")
     assert code == 0
     assert "in-git" not in out
 
     _git(repo, "add", "-f", ".byok/master.key", ".byok/state.db")
-    code, out, _ = _run("validate")
+    code, out, _ = run_cli("validate")
     assert code == 0, "a warning, not an error: the files are still valid"
     assert ".byok/master.key:1:1: warning: this master key is tracked by git" in out
     assert "[master-key-in-git]" in out
     assert ".byok/state.db:1:1: warning: this store file" in out
     assert "[store-in-git]" in out
 
-    code, _, err = _run("plan", "--no-verify")
+    code, _, err = run_cli("plan", "--no-verify")
     assert code == 0, err
     assert "[master-key-in-git]" in err
     assert "[store-in-git]" in err
@@ -87,7 +78,7 @@ def test_a_tracked_key_file_named_by_the_environment_warns(
     key_file.write_text(base64.b64encode(b"x" * 32).decode() + "\n")
     _git(repo, "add", "config/byok-prod.key")
     monkeypatch.setenv("BYOK_MASTER_KEY_FILE", str(key_file))
-    code, out, _ = _run("validate", "--format", "json")
+    code, out, _ = run_cli("validate", "--format", "json")
     assert code == 0
     assert '"rule": "master-key-in-git"' in out
     assert '"path": "config/byok-prod.key"' in out
@@ -101,6 +92,6 @@ def test_outside_a_repository_there_is_nothing_to_say(
     (tmp_path / "workspaces" / "acme.yaml").write_text(NEO_ONLY)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
-    code, out, _ = _run("validate")
+    code, out, _ = run_cli("validate")
     assert code == 0
     assert "in-git" not in out
