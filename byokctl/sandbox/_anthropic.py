@@ -1,4 +1,10 @@
-"""Anthropic (``/anthropic``): ``/v1/models`` paginated by ``limit``/``after_id``/``before_id``."""
+"""Anthropic (``/anthropic``): ``/v1/models`` paginated by ``limit``/``after_id``/``before_id``.
+
+``POST /v1/messages`` with ``"stream": true`` answers Anthropic's named events:
+``message_start`` → ``content_block_start`` → ``ping`` → ``content_block_delta`` × N →
+``content_block_stop`` → ``message_delta`` → ``message_stop``. A stream scripted to fail
+sends N deltas, then ``event: error`` (e.g. ``overloaded_error``), and ends.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +21,14 @@ from byokctl.sandbox._api import (
     chat_text,
     created_iso,
     display_name,
+    estimate_tokens,
     int_param,
     new_id,
     path_parts,
+    sse,
+    streamed,
+    text_chunks,
+    texts_in,
 )
 
 #: Anthropic's default page size and its maximum.
@@ -39,7 +50,7 @@ def anthropic_error(
 
 
 class AnthropicAPI(ProviderAPI):
-    """``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/messages``."""
+    """``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/messages`` (+ ``/count_tokens``)."""
 
     id: ClassVar[str] = "anthropic"
     prefix: ClassVar[str] = "/anthropic"
@@ -64,6 +75,8 @@ class AnthropicAPI(ProviderAPI):
             return Endpoint(lambda _r: self._model(parts[2]))
         if request.method == "POST" and parts == ["v1", "messages"]:
             return Endpoint(self._message)
+        if request.method == "POST" and parts == ["v1", "messages", "count_tokens"]:
+            return Endpoint(self._count_tokens)
         return None
 
     def _entry(self, index: int) -> JSONObject:
@@ -118,19 +131,79 @@ class AnthropicAPI(ProviderAPI):
         model = str(body["model"])
         if model not in self.models:
             return self.unknown_model(model)
-        return Answer(
-            200,
-            {
-                "id": f"msg_{new_id()}",
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": [{"type": "text", "text": chat_text(model)}],
-                "stop_reason": "end_turn",
-                "stop_sequence": None,
-                "usage": {"input_tokens": 8, "output_tokens": 9},
-            },
+        text = chat_text(model)
+        usage = {"input_tokens": _input_tokens(body), "output_tokens": len(text_chunks(text))}
+        message: JSONObject = {
+            "id": f"msg_{new_id()}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": usage,
+        }
+        if body.get("stream") is not True:
+            return Answer(200, message)
+        start = message | {
+            "content": [],
+            "stop_reason": None,
+            "usage": usage | {"output_tokens": 1},
+        }
+        events = [
+            sse({"type": "message_start", "message": start}, "message_start"),
+            sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            ),
+            sse({"type": "ping"}, "ping"),
+        ]
+        deltas = [
+            sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": piece},
+                },
+                "content_block_delta",
+            )
+            for piece in text_chunks(text)
+        ]
+        if (failure := self.stream_error(request)) is not None:
+            after, error = failure
+            return streamed([*events, *deltas[:after], sse(error, "error")])
+        return streamed(
+            [
+                *events,
+                *deltas,
+                sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+                sse(
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                        "usage": {"output_tokens": usage["output_tokens"]},
+                    },
+                    "message_delta",
+                ),
+                sse({"type": "message_stop"}, "message_stop"),
+            ]
         )
+
+    def _count_tokens(self, request: Request) -> Answer:
+        """``POST /v1/messages/count_tokens``: ``{"input_tokens": N}`` for the request's text."""
+        body = request.json_object()
+        if body is None or not isinstance(body.get("model"), str):
+            return self.bad_request("model: Field required")
+        if not isinstance(body.get("messages"), list):
+            return self.bad_request("messages: Field required")
+        model = str(body["model"])
+        if model not in self.models:
+            return self.unknown_model(model)
+        return Answer(200, {"input_tokens": _input_tokens(body)})
 
     def unknown_model(self, model: str) -> Answer:
         """The answer for a model this key cannot use."""
@@ -177,3 +250,8 @@ class AnthropicAPI(ProviderAPI):
     def not_found(self, request: Request) -> Answer:
         del request
         return anthropic_error(404, "not_found_error", "Not found")
+
+
+def _input_tokens(body: JSONObject) -> int:
+    """The sandbox's token count of a messages request: its system prompt and messages."""
+    return estimate_tokens(" ".join(texts_in(body.get("system")) + texts_in(body.get("messages"))))

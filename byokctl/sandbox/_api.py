@@ -43,6 +43,14 @@ class Failure(StrEnum):
 
 
 @dataclass(frozen=True)
+class StreamFailure:
+    """A failure scripted to come inside a stream (a ``-after-N`` key), after ``after`` deltas."""
+
+    failure: Failure
+    after: int
+
+
+@dataclass(frozen=True)
 class Request:
     """One HTTP request, seen from below the provider's path prefix."""
 
@@ -54,6 +62,8 @@ class Request:
     #: Header names in lower case.
     headers: Mapping[str, str]
     body: bytes = b""
+    #: Set by the server for a ``-after-N`` key: a stream fails inside, everything else is OK.
+    midstream: StreamFailure | None = None
 
     def json_object(self) -> JSONObject | None:
         """The body as a JSON object; ``None`` when it is missing or not an object."""
@@ -77,12 +87,54 @@ class Request:
 
 @dataclass(frozen=True)
 class Answer:
-    """The HTTP answer: status, JSON body, extra headers."""
+    """The HTTP answer: status, JSON body, extra headers; or a stream of body pieces.
+
+    With ``stream`` set the body is ignored: the server sends the pieces in order, one HTTP
+    chunk each (``Transfer-Encoding: chunked``), as the providers send server-sent events.
+    """
 
     status: int
     body: JSONObject
     headers: Mapping[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
+    stream: tuple[bytes, ...] | None = None
+
+
+#: The content type of every server-sent-event stream.
+EVENT_STREAM = "text/event-stream; charset=utf-8"
+
+
+def sse(data: object, event: str | None = None) -> bytes:
+    """One server-sent event: ``event: NAME`` (when given) and ``data: JSON`` (or a raw string)."""
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    head = f"event: {event}\n" if event is not None else ""
+    return f"{head}data: {text}\n\n".encode()
+
+
+def streamed(pieces: Sequence[bytes], content_type: str = EVENT_STREAM) -> Answer:
+    """A 200 that streams ``pieces``."""
+    return Answer(200, {}, {"cache-control": "no-cache"}, content_type, tuple(pieces))
+
+
+def text_chunks(text: str) -> list[str]:
+    """``text`` cut into the deltas a stream sends: one word (with its trailing space) each."""
+    return re.findall(r"\S+\s*", text) or [text]
+
+
+def estimate_tokens(text: str) -> int:
+    """A deterministic token count for ``text``: one per 4 characters, at least 1."""
+    return max(1, (len(text) + 3) // 4)
+
+
+def texts_in(value: object) -> list[str]:
+    """Every string under a ``text`` or ``content`` key (or a bare string) anywhere in ``value``."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [t for item in value for t in texts_in(item)]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() if k in ("text", "content", "parts") for t in texts_in(v)]
+    return []
 
 
 @dataclass(frozen=True)
@@ -134,6 +186,12 @@ class ProviderAPI(ABC):
         """An error for a request that is authenticated but not well-formed (e.g. no version)."""
         del request
         return None
+
+    def stream_error(self, request: Request) -> tuple[int, JSONObject] | None:
+        """``(after, error body)`` for a stream scripted to fail inside; ``None`` otherwise."""
+        if request.midstream is None:
+            return None
+        return request.midstream.after, self.failure(request.midstream.failure).body
 
 
 # --- shapes and helpers ------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Azure OpenAI (``/azure``): ``api-key`` auth, ``api-version`` on every call, deployments.
+"""Azure OpenAI (``/azure``): ``api-key`` or Entra ID auth, ``api-version`` on every call.
 
 The base URL replaces a workspace's ``endpoint`` (``https://RESOURCE.openai.azure.com``),
 so paths start with ``/openai``. A deployment name containing ``missing`` does not exist.
+An Entra ID token (``Authorization: Bearer TOKEN``) is taken like a key: its markers
+choose the behaviour. Chat streams as OpenAI's, with Azure's content-filter results.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from byokctl.sandbox._api import (
     ProviderAPI,
     Request,
     created_unix,
-    openai_chat_completion,
     path_parts,
 )
+from byokctl.sandbox._openai_stream import chat_answer
 
 
 def azure_error(
@@ -40,7 +42,7 @@ class AzureOpenAIAPI(ProviderAPI):
     prefix: ClassVar[str] = "/azure"
 
     def api_key(self, request: Request) -> str | None:
-        return request.header_key("api-key")
+        return request.header_key("api-key") or request.bearer_token()
 
     def precondition(self, request: Request) -> Answer | None:
         # Azure answers a call without (or with an unknown) api-version with a bare 404.
@@ -55,6 +57,8 @@ class AzureOpenAIAPI(ProviderAPI):
         parts = parts[1:]
         if request.method == "GET" and parts == ["models"]:
             return Endpoint(self._list)
+        if request.method == "GET" and len(parts) == 2 and parts[0] == "models":
+            return Endpoint(lambda _r: self._model(parts[1]))
         if request.method == "GET" and len(parts) == 2 and parts[0] == "deployments":
             return Endpoint(lambda _r: self._deployment(parts[1]))
         if (
@@ -63,7 +67,7 @@ class AzureOpenAIAPI(ProviderAPI):
             and parts[0] == "deployments"
             and parts[2:] == ["chat", "completions"]
         ):
-            return Endpoint(lambda _r: self._chat(parts[1]))
+            return Endpoint(lambda r: self._chat(parts[1], r))
         return None
 
     def deployment_model(self, deployment: str) -> str:
@@ -76,26 +80,32 @@ class AzureOpenAIAPI(ProviderAPI):
         matches = [m for m in self.models if _squash(m) in squashed]
         return max(matches, key=len) if matches else self.models[0]
 
+    def _entry(self, index: int) -> JSONObject:
+        return {
+            "id": self.models[index],
+            "object": "model",
+            "status": "succeeded",
+            "created_at": created_unix(index),
+            "capabilities": {
+                "chat_completion": True,
+                "completion": False,
+                "embeddings": False,
+                "fine_tune": False,
+                "inference": True,
+            },
+            "lifecycle_status": "generally-available",
+        }
+
     def _list(self, request: Request) -> Answer:
         del request
-        data: list[JSONObject] = [
-            {
-                "id": model,
-                "object": "model",
-                "status": "succeeded",
-                "created_at": created_unix(i),
-                "capabilities": {
-                    "chat_completion": True,
-                    "completion": False,
-                    "embeddings": False,
-                    "fine_tune": False,
-                    "inference": True,
-                },
-                "lifecycle_status": "generally-available",
-            }
-            for i, model in enumerate(self.models)
-        ]
+        data = [self._entry(i) for i in range(len(self.models))]
         return Answer(200, {"object": "list", "data": data})
+
+    def _model(self, model: str) -> Answer:
+        """``GET /openai/models/{id}``: one model the resource offers, or a 404."""
+        if model not in self.models:
+            return azure_error(404, "NotFound", f"The model '{model}' does not exist.")
+        return Answer(200, self._entry(self.models.index(model)))
 
     def _deployment(self, deployment: str) -> Answer:
         if "missing" in deployment.lower():
@@ -114,10 +124,14 @@ class AzureOpenAIAPI(ProviderAPI):
             },
         )
 
-    def _chat(self, deployment: str) -> Answer:
+    def _chat(self, deployment: str, request: Request) -> Answer:
         if "missing" in deployment.lower():
             return self.deployment_not_found()
-        return Answer(200, openai_chat_completion(self.deployment_model(deployment)))
+        body = request.json_object()
+        if body is None:
+            return self.bad_request("The request body is not a JSON object.")
+        model = self.deployment_model(deployment)
+        return chat_answer(model, body, failure=self.stream_error(request), azure=True)
 
     def deployment_not_found(self) -> Answer:
         """404 ``DeploymentNotFound``: the workspace names a deployment that does not exist."""

@@ -3,12 +3,18 @@
 Gemini answers an invalid key with **400** ``INVALID_ARGUMENT`` and
 ``details[].reason = "API_KEY_INVALID"``, and tells a rate-limited client how long to wait
 in ``details[].retryDelay`` (a ``google.rpc.RetryInfo``), not in a ``Retry-After`` header.
+
+``…:streamGenerateContent?alt=sse`` streams ``data: GenerateContentResponse`` events (no
+``[DONE]``; the last carries ``finishReason`` and the full ``usageMetadata``); without
+``alt=sse`` the same responses come as one JSON array, sent in pieces. A stream scripted
+to fail sends N responses, then ``data: {"error": …}``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import ClassVar
 
 from byokctl.sandbox._api import (
@@ -21,8 +27,14 @@ from byokctl.sandbox._api import (
     Request,
     chat_text,
     display_name,
+    estimate_tokens,
     int_param,
+    new_id,
     path_parts,
+    sse,
+    streamed,
+    text_chunks,
+    texts_in,
 )
 
 #: Gemini's default page size; larger requests are cut to the maximum, as Google does.
@@ -85,8 +97,10 @@ class GeminiAPI(ProviderAPI):
             model, _, verb = parts[2].partition(":")
             if request.method == "GET" and not verb:
                 return Endpoint(lambda _r: self._model(model, "get"))
-            if request.method == "POST" and verb == "generateContent":
-                return Endpoint(lambda _r: self._generate(model))
+            if request.method == "POST" and verb in ("generateContent", "streamGenerateContent"):
+                return Endpoint(lambda r: self._generate(model, verb, r))
+            if request.method == "POST" and verb == "countTokens":
+                return Endpoint(lambda r: self._count_tokens(model, r))
         return None
 
     def _entry(self, model: str) -> JSONObject:
@@ -122,25 +136,61 @@ class GeminiAPI(ProviderAPI):
             return self.unknown_model(model, method)
         return Answer(200, self._entry(model), content_type=_CONTENT_TYPE)
 
-    def _generate(self, model: str) -> Answer:
+    def _generate(self, model: str, verb: str, request: Request) -> Answer:
         if model not in self.models:
-            return self.unknown_model(model, "generateContent")
+            return self.unknown_model(model, verb)
+        body = request.json_object()
+        if body is None:
+            return self.bad_request("Invalid JSON payload received.")
+        prompt = _prompt_tokens(body)
+        text = chat_text(model)
+        pieces = text_chunks(text)
+        ident = new_id()
+
+        def response(parts: str, last: bool) -> JSONObject:
+            candidate: JSONObject = {"content": {"parts": [{"text": parts}], "role": "model"}}
+            usage: JSONObject = {"promptTokenCount": prompt, "totalTokenCount": prompt}
+            if last:
+                candidate["finishReason"] = "STOP"
+                usage = {
+                    "promptTokenCount": prompt,
+                    "candidatesTokenCount": len(pieces),
+                    "totalTokenCount": prompt + len(pieces),
+                }
+            candidate["index"] = 0
+            return {
+                "candidates": [candidate],
+                "usageMetadata": usage,
+                "modelVersion": model,
+                "responseId": ident,
+            }
+
+        if verb == "generateContent":
+            return Answer(200, response(text, last=True), content_type=_CONTENT_TYPE)
+        chunks = [response(p, last=i == len(pieces) - 1) for i, p in enumerate(pieces)]
+        if (failure := self.stream_error(request)) is not None:
+            after, error = failure
+            chunks = [*chunks[:after], error]
+        if request.query.get("alt") == "sse":
+            return streamed([sse(c) for c in chunks], "text/event-stream")
+        # Without alt=sse Google streams one JSON array, an element at a time.
+        array = [json.dumps(c).encode() for c in chunks]
+        return streamed([b"[" + array[0], *(b",\r\n" + a for a in array[1:]), b"]"], _CONTENT_TYPE)
+
+    def _count_tokens(self, model: str, request: Request) -> Answer:
+        """``POST models/{m}:countTokens``: ``totalTokens`` of ``contents`` (or of the request)."""
+        if model not in self.models:
+            return self.unknown_model(model, "countTokens")
+        body = request.json_object()
+        if body is None:
+            return self.bad_request("Invalid JSON payload received.")
+        inner = body.get("generateContentRequest")
+        tokens = _prompt_tokens(inner if isinstance(inner, dict) else body)
         return Answer(
             200,
             {
-                "candidates": [
-                    {
-                        "content": {"parts": [{"text": chat_text(model)}], "role": "model"},
-                        "finishReason": "STOP",
-                        "index": 0,
-                    }
-                ],
-                "usageMetadata": {
-                    "promptTokenCount": 8,
-                    "candidatesTokenCount": 9,
-                    "totalTokenCount": 17,
-                },
-                "modelVersion": model,
+                "totalTokens": tokens,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}],
             },
             content_type=_CONTENT_TYPE,
         )
@@ -223,3 +273,10 @@ class GeminiAPI(ProviderAPI):
 
     def not_found(self, request: Request) -> Answer:
         return google_error(404, "NOT_FOUND", f"Method not found: {request.method} {request.path}")
+
+
+def _prompt_tokens(body: JSONObject) -> int:
+    """The sandbox's token count of a request's ``contents`` and ``systemInstruction``."""
+    return estimate_tokens(
+        " ".join(texts_in(body.get("systemInstruction")) + texts_in(body.get("contents")))
+    )

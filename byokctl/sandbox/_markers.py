@@ -3,10 +3,15 @@
 The CLI prints this table, ``docs/sandbox.md`` documents it, and a test pins that the two
 agree. Markers are case-insensitive substrings; the first row that matches wins, so
 ``flaky-invalid`` is an invalid key, not a flaky one.
+
+A failure marker followed by ``-after-N`` (``sk-outage-after-3``) moves the failure into
+streams: a streamed answer sends N deltas, then the failure as the provider's in-stream
+error event; every call that does not stream answers as for a valid key.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -47,6 +52,15 @@ MARKERS: tuple[Marker, ...] = (
 #: How many requests of a ``flaky`` key fail before it answers OK.
 FLAKY_FAILURES = 2
 
+#: ``after-N`` in a key: its failure comes inside streams, after N deltas.
+_AFTER = re.compile(r"after-(\d{1,6})(?!\d)", re.IGNORECASE)
+
+
+def fail_after(key: str) -> int | None:
+    """N of an ``after-N`` in ``key``; ``None`` when the key has none."""
+    match = _AFTER.search(key)
+    return int(match.group(1)) if match else None
+
 
 def behaviour_for(key: str) -> Behaviour:
     """The behaviour ``key`` selects; :attr:`Behaviour.VALID` when no marker occurs in it."""
@@ -61,5 +75,6 @@ def marker_table() -> str:
     """The table as aligned plain-text lines (for the terminal)."""
     rows = [(" or ".join(m.substrings), m.answer) for m in MARKERS]
     rows.append(("anything else", "valid: the provider's model list"))
+    rows.append(("…-after-N", "with a failure marker: streams fail after N deltas, the rest is OK"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

@@ -1,4 +1,9 @@
-"""OpenAI (``/openai/v1``) and DeepSeek (``/deepseek``), which copies OpenAI's API shapes."""
+"""OpenAI (``/openai/v1``) and DeepSeek (``/deepseek``), which copies OpenAI's API shapes.
+
+Chat completions and the Responses API stream when asked (``_openai_stream``,
+``_responses``); a subclass under another prefix (xAI, an OpenAI-compatible server) gets
+both by inheriting :class:`OpenAIAPI`.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,12 @@ from byokctl.sandbox._api import (
     JSONObject,
     ProviderAPI,
     Request,
-    openai_chat_completion,
     openai_model,
     openai_model_list,
     path_parts,
 )
+from byokctl.sandbox._openai_stream import chat_answer
+from byokctl.sandbox._responses import responses_answer
 
 
 def openai_error(
@@ -36,7 +42,7 @@ _RETRY = {"retry-after": str(RETRY_AFTER_SECONDS)}
 
 
 class OpenAIAPI(ProviderAPI):
-    """``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``."""
+    """``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``, ``/v1/responses``."""
 
     id: ClassVar[str] = "openai"
     prefix: ClassVar[str] = "/openai"
@@ -61,6 +67,8 @@ class OpenAIAPI(ProviderAPI):
             return Endpoint(lambda _r: self._model(parts[1]))
         if method == "POST" and parts == ["chat", "completions"]:
             return Endpoint(self._chat)
+        if method == "POST" and parts == ["responses"]:
+            return Endpoint(self._responses)
         return None
 
     def _model(self, model: str) -> Answer:
@@ -75,7 +83,22 @@ class OpenAIAPI(ProviderAPI):
         model = str(body["model"])
         if model not in self.models:
             return self.unknown_model(model)
-        return Answer(200, openai_chat_completion(model))
+        failure = self.stream_error(request)
+        return chat_answer(model, body, failure=failure, reasoning=self.reasons(model))
+
+    def _responses(self, request: Request) -> Answer:
+        body = request.json_object()
+        if body is None or not isinstance(body.get("model"), str):
+            return self.bad_request("Missing required parameter: 'model'.")
+        model = str(body["model"])
+        if model not in self.models:
+            return self.unknown_model(model)
+        return responses_answer(model, body, failure=self.stream_error(request))
+
+    def reasons(self, model: str) -> bool:
+        """Whether ``model`` answers with ``reasoning_content`` (DeepSeek's reasoner)."""
+        del model
+        return False
 
     def unknown_model(self, model: str) -> Answer:
         """The answer for a model this key cannot use."""
@@ -172,6 +195,9 @@ class DeepSeekAPI(OpenAIAPI):
                 overrides={Failure.NO_CREDITS: lambda _r: Answer(200, _balance(available=False))},
             )
         return super().endpoint(request)
+
+    def reasons(self, model: str) -> bool:
+        return model == "deepseek-reasoner"
 
     def unknown_model(self, model: str) -> Answer:
         del model  # DeepSeek does not repeat the name

@@ -14,6 +14,7 @@ import secrets
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import MappingProxyType, TracebackType
@@ -22,10 +23,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from byokctl.catalog import PROVIDERS
 from byokctl.sandbox._anthropic import AnthropicAPI
-from byokctl.sandbox._api import Answer, Failure, ProviderAPI, Request
+from byokctl.sandbox._api import Answer, Failure, ProviderAPI, Request, StreamFailure
 from byokctl.sandbox._azure import AzureOpenAIAPI
 from byokctl.sandbox._gemini import GeminiAPI
-from byokctl.sandbox._markers import FLAKY_FAILURES, Behaviour, behaviour_for
+from byokctl.sandbox._markers import FLAKY_FAILURES, Behaviour, behaviour_for, fail_after
 from byokctl.sandbox._openai import DeepSeekAPI, OpenAIAPI
 from byokctl.sandbox._xai import XaiAPI
 
@@ -243,6 +244,10 @@ class Sandbox:
         elif behaviour is Behaviour.FLAKY and self._flaky_fails(api.id, key):
             return api.failure(Failure.UNAVAILABLE)
         failure = _BEHAVIOUR_FAILURE.get(behaviour)
+        if failure is not None and (after := fail_after(key)) is not None:
+            # The failure comes inside a stream; whatever does not stream is OK.
+            request = replace(request, midstream=StreamFailure(failure, after))
+            failure = None
         if failure is None:
             return endpoint.handle(request)
         if (override := endpoint.overrides.get(failure)) is not None:
@@ -343,18 +348,28 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(sandbox.answer(self.command, self.path, dict(self.headers.items()), body))
 
     def _send(self, answer: Answer) -> None:
-        payload = json.dumps(answer.body).encode()
         try:
             reason = HTTPStatus(answer.status).phrase
         except ValueError:
             reason = "Overloaded" if answer.status == 529 else ""
         self.send_response(answer.status, reason)
         self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(payload)))
+        if answer.stream is not None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            payload = json.dumps(answer.body).encode()
+            self.send_header("Content-Length", str(len(payload)))
         for name, value in answer.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
+        if answer.stream is None:
+            self.wfile.write(payload)
+            return
+        # One HTTP chunk per event, written as it comes, as the providers stream.
+        for piece in answer.stream:
+            if piece:  # an empty chunk would end the body
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
 
     def log_message(self, format: str, *args: object) -> None:
         """Silent: the sandbox keeps its own log, which never holds a key."""
