@@ -1,7 +1,7 @@
 """Anthropic (``/anthropic``): ``/v1/models`` paginated by ``limit``/``after_id``/``before_id``.
 
 ``POST /v1/messages`` with ``"stream": true`` answers Anthropic's named events:
-``message_start`` → ``content_block_start`` → ``ping`` → ``content_block_delta`` × N →
+``message_start`` → ``content_block_start`` → ``ping`` → ``content_block_delta`` (N of them) →
 ``content_block_stop`` → ``message_delta`` → ``message_stop``. A stream scripted to fail
 sends N deltas, then ``event: error`` (e.g. ``overloaded_error``), and ends.
 """

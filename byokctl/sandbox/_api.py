@@ -133,7 +133,9 @@ def texts_in(value: object) -> list[str]:
     if isinstance(value, list):
         return [t for item in value for t in texts_in(item)]
     if isinstance(value, dict):
-        return [t for k, v in value.items() if k in ("text", "content", "parts") for t in texts_in(v)]
+        return [
+            t for k, v in value.items() if k in ("text", "content", "parts") for t in texts_in(v)
+        ]
     return []
 
 

@@ -42,7 +42,10 @@ _RETRY = {"retry-after": str(RETRY_AFTER_SECONDS)}
 
 
 class OpenAIAPI(ProviderAPI):
-    """``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``, ``/v1/responses``."""
+    """``GET /v1/models``, ``/v1/models/{id}``, ``POST /v1/chat/completions``, ``/v1/responses``.
+
+    Both ``POST`` endpoints stream when the body says ``"stream": true``.
+    """
 
     id: ClassVar[str] = "openai"
     prefix: ClassVar[str] = "/openai"

@@ -163,9 +163,7 @@ def chat_stream(
     if reasoning is not None:
         first = {"role": "assistant", "content": None, "reasoning_content": ""}
         deltas += [{"content": None, "reasoning_content": p} for p in text_chunks(reasoning)]
-        deltas += [
-            {"content": p, "reasoning_content": None} for p in text_chunks(chat_text(model))
-        ]
+        deltas += [{"content": p, "reasoning_content": None} for p in text_chunks(chat_text(model))]
     else:
         deltas += [{"content": p} for p in text_chunks(chat_text(model))]
     events.append(chunk(first))

@@ -4,7 +4,7 @@ A stream is named server-sent events (``event: TYPE`` + ``data: {"type": TYPE,
 "sequence_number": n, …}``), no ``[DONE]``:
 
 ``response.created`` → ``response.in_progress`` → ``response.output_item.added`` →
-``response.content_part.added`` → ``response.output_text.delta`` × N →
+``response.content_part.added`` → ``response.output_text.delta`` (N of them) →
 ``response.output_text.done`` → ``response.content_part.done`` →
 ``response.output_item.done`` → ``response.completed``.
 
@@ -61,7 +61,6 @@ def _response(
     status: str,
     output: list[JSONObject],
     usage: JSONObject | None,
-    error: JSONObject | None = None,
 ) -> JSONObject:
     return {
         "id": ident,
@@ -69,7 +68,7 @@ def _response(
         "created_at": _CREATED,
         "status": status,
         "background": False,
-        "error": error,
+        "error": None,
         "incomplete_details": None,
         "instructions": None,
         "max_output_tokens": None,
@@ -92,7 +91,7 @@ def _response(
 
 
 def _error_fields(error: JSONObject) -> JSONObject:
-    """``type``/``code``/``message``/``param`` of a provider error body (OpenAI's or xAI's shape)."""
+    """``type``, ``code``, ``message``, ``param`` of an error body (OpenAI's or xAI's shape)."""
     inner = error.get("error")
     if isinstance(inner, dict):
         code = inner.get("code") or inner.get("type")
