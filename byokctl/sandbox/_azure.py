@@ -22,6 +22,7 @@ from byokctl.sandbox._api import (
     path_parts,
 )
 from byokctl.sandbox._openai_stream import chat_answer
+from byokctl.sandbox._responses import responses_answer
 
 
 def azure_error(
@@ -68,6 +69,8 @@ class AzureOpenAIAPI(ProviderAPI):
             and parts[2:] == ["chat", "completions"]
         ):
             return Endpoint(lambda r: self._chat(parts[1], r))
+        if request.method == "POST" and parts == ["responses"]:
+            return Endpoint(self._responses)
         return None
 
     def deployment_model(self, deployment: str) -> str:
@@ -132,6 +135,17 @@ class AzureOpenAIAPI(ProviderAPI):
             return self.bad_request("The request body is not a JSON object.")
         model = self.deployment_model(deployment)
         return chat_answer(model, body, failure=self.stream_error(request), azure=True)
+
+    def _responses(self, request: Request) -> Answer:
+        """``POST /openai/responses``: the Responses API, ``model`` naming the deployment."""
+        body = request.json_object()
+        if body is None or not isinstance(body.get("model"), str):
+            return self.bad_request("Missing required parameter: 'model'.")
+        deployment = str(body["model"])
+        if "missing" in deployment.lower():
+            return self.deployment_not_found()
+        model = self.deployment_model(deployment)
+        return responses_answer(model, body, failure=self.stream_error(request))
 
     def deployment_not_found(self) -> Answer:
         """404 ``DeploymentNotFound``: the workspace names a deployment that does not exist."""

@@ -95,14 +95,19 @@ class Sandbox:
         port: int = 0,
         latency: float = 0.0,
         slow_seconds: float = 5.0,
+        stream_interval: float = 0.0,
         host: str = "127.0.0.1",
         on_request: Callable[[LoggedRequest], None] | None = None,
     ) -> None:
-        """``port`` 0 picks a free port; ``latency`` seconds are added to every answer."""
-        if latency < 0 or slow_seconds < 0:
-            raise ValueError("latency and slow_seconds must not be negative")
+        """``port`` 0 picks a free port; ``latency`` seconds are added to every answer.
+
+        ``stream_interval`` seconds pass between two events of a stream (0: none).
+        """
+        if latency < 0 or slow_seconds < 0 or stream_interval < 0:
+            raise ValueError("latency, slow_seconds and stream_interval must not be negative")
         self.latency = latency
         self.slow_seconds = slow_seconds
+        self.stream_interval = stream_interval
         self._host = host
         self._port = port
         self._on_request = on_request
@@ -183,7 +188,7 @@ class Sandbox:
 
     @property
     def waiting(self) -> int:
-        """How many requests are waiting out ``latency`` or a slow key's delay right now.
+        """How many requests wait right now: a latency, a slow key's delay, a stream interval.
 
         Lets a caller see that requests arrived and are being held (all at once, for
         concurrency) without timing them; :meth:`stop` answers them at once.
@@ -253,6 +258,10 @@ class Sandbox:
         if (override := endpoint.overrides.get(failure)) is not None:
             return override(request)
         return api.failure(failure)
+
+    def pause_between_events(self) -> None:
+        """Wait ``stream_interval`` (counted in :attr:`waiting`; :meth:`stop` cuts it short)."""
+        self._wait(self.stream_interval)
 
     def _flaky_fails(self, provider: str, key: str) -> bool:
         """Whether this request of a flaky key is one of its first failing ones."""
@@ -366,9 +375,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
             return
         # One HTTP chunk per event, written as it comes, as the providers stream.
-        for piece in answer.stream:
-            if piece:  # an empty chunk would end the body
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        sandbox = cast(_Server, self.server).sandbox
+        for i, piece in enumerate(p for p in answer.stream if p):  # empty would end the body
+            if i:
+                sandbox.pause_between_events()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
         self.wfile.write(b"0\r\n\r\n")
 
     def log_message(self, format: str, *args: object) -> None:

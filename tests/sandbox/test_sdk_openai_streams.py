@@ -181,6 +181,25 @@ def test_azure_entra_id_token_and_model_retrieval(sb: Sandbox) -> None:
         azure(sb, azure_ad_token="eyJ.entra-invalid").models.retrieve("gpt-4o")
 
 
+def test_azure_responses_api_on_a_deployment(sb: Sandbox) -> None:
+    az = azure(sb, api_key="azure-good")
+    assert az.responses.create(model="gpt4-prod", input="hi").output_text == reply("gpt-4")
+    with az.responses.stream(model="gpt-4o-mini-eu", input="hi") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text == reply("gpt-4o-mini")
+    assert sb.requests[-1].path == "/azure/openai/responses"
+    with pytest.raises(openai.NotFoundError) as caught:
+        az.responses.create(model="missing-one", input="hi", stream=True)
+    assert caught.value.code == "DeploymentNotFound"
+    failing = azure(sb, api_key="azure-outage-after-2").responses.create(
+        model="gpt4-prod", input="hi", stream=True
+    )
+    with pytest.raises(openai.APIError) as mid:
+        list(failing)
+    assert mid.value.code == "ServiceUnavailable"
+
+
 # --- failure markers -----------------------------------------------------------------
 
 #: provider -> marker -> the SDK's exception class for it, before a stream starts.

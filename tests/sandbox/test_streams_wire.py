@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 from byokctl.sandbox import Sandbox, marker_table
 from byokctl.sandbox._markers import fail_after
+from tests.waiting import wait_until
 
 from .conftest import AUTH, base
 
@@ -178,3 +181,53 @@ def test_the_marker_table_and_the_docs_name_after_n() -> None:
         "Authorization: Bearer TOKEN",
     ):
         assert endpoint in doc, endpoint
+
+
+#: A stream interval no test waits out: only ``stop`` ends it.
+LONG = 600.0
+#: A bound on waiting for a condition (a hang on a busy machine fails instead).
+DEADLINE = 60.0
+
+
+@pytest.mark.parametrize("provider", list(STREAM_CALLS))
+def test_events_leave_one_by_one_not_at_the_end(provider: str) -> None:
+    # With a long pause between events, the client holds the first event while the server
+    # still holds the rest: the stream is written as it goes, not buffered to the end.
+    path, body = STREAM_CALLS[provider]
+    sb = Sandbox(stream_interval=LONG).start()
+    try:
+        url = base(sb, provider) + path
+        with (
+            httpx.Client(timeout=2 * DEADLINE, trust_env=False) as client,
+            client.stream("POST", url, headers=AUTH[provider]("k"), json=body) as r,
+        ):
+            lines = r.iter_lines()
+            first = next(line for line in lines if line.startswith("data: "))
+            wait_until(lambda: sb.waiting == 1, timeout=DEADLINE)
+            assert ')."' not in first  # the reply's last word, "(MODEL).", is still to come
+            stopping = threading.Thread(target=sb.stop, daemon=True)
+            stopping.start()  # cuts the pauses short: the rest follows at once
+            rest = "\n".join(lines)
+            stopping.join(DEADLINE)
+        assert not stopping.is_alive()
+        assert ')."' in rest
+    finally:
+        sb.stop()
+
+
+def test_the_openai_sdk_yields_the_first_chunk_while_the_rest_is_held() -> None:
+    sb = Sandbox(stream_interval=LONG).start()
+    try:
+        client = openai.OpenAI(api_key="k", base_url=base(sb, "openai"), max_retries=0)
+        stream = iter(client.chat.completions.create(model="gpt-4o", messages=HI, stream=True))
+        first = next(stream)
+        assert first.choices[0].delta.role == "assistant"
+        wait_until(lambda: sb.waiting == 1, timeout=DEADLINE)
+        stopping = threading.Thread(target=sb.stop, daemon=True)
+        stopping.start()
+        text = "".join(c.choices[0].delta.content or "" for c in stream)
+        stopping.join(DEADLINE)
+        assert not stopping.is_alive()
+        assert text == "Hello from the byokctl sandbox (gpt-4o)."
+    finally:
+        sb.stop()
