@@ -45,7 +45,7 @@ CALLS: dict[str, tuple[str, dict[str, object], dict[str, str]]] = {
 
 
 def answer(call: str, midstream: StreamFailure | None = None) -> Answer:
-    provider = call.split("-")[0]
+    provider = call.partition("-")[0]
     path, body, query = CALLS[call]
     api = PROVIDER_APIS[provider]
     request = Request(
@@ -121,7 +121,7 @@ def test_after_n_sends_n_deltas_then_the_error_and_ends(
         for e in events
     )
     # The error is the provider's own body for that failure.
-    provider = call.split("-")[0]
+    provider = call.partition("-")[0]
     error = events[-1]
     assert isinstance(error, dict)
     expected = PROVIDER_APIS[provider].failure(failure).body
