@@ -301,7 +301,15 @@ def models(file: Path, provider: str, fmt: str) -> int:
     show_default=True,
     help="How long keys marked 'slow' wait.",
 )
-def sandbox(port: int, latency: float, slow_seconds: float) -> int:
+@click.option(
+    "--stream-interval",
+    type=click.FloatRange(min=0, max=3600),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Pause between two events of a streamed answer.",
+)
+def sandbox(port: int, latency: float, slow_seconds: float, stream_interval: float) -> int:
     """Run a loopback stand-in for the six providers' APIs until stopped.
 
     It prints the BYOK_<PROVIDER>_BASE_URL lines to export and the key markers that choose
@@ -309,7 +317,13 @@ def sandbox(port: int, latency: float, slow_seconds: float) -> int:
     """
     from byokctl.commands.sandbox import sandbox as run  # noqa: PLC0415
 
-    return run(port=port, latency=latency, slow_seconds=slow_seconds, out=sys.stdout)
+    return run(
+        port=port,
+        latency=latency,
+        slow_seconds=slow_seconds,
+        stream_interval=stream_interval,
+        out=sys.stdout,
+    )
 
 
 @cli.command()

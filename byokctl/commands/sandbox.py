@@ -19,6 +19,7 @@ def sandbox(
     slow_seconds: float,
     out: TextIO,
     err: TextIO | None = None,
+    stream_interval: float = 0.0,
 ) -> int:
     """Start the sandbox, print its ``export`` lines and key markers, serve until SIGINT/SIGTERM.
 
@@ -35,7 +36,13 @@ def sandbox(
     def on_request(entry: LoggedRequest) -> None:
         print(f"{entry.method} {entry.path} -> {entry.status}", file=log, flush=True)
 
-    server = Sandbox(port=port, latency=latency, slow_seconds=slow_seconds, on_request=on_request)
+    server = Sandbox(
+        port=port,
+        latency=latency,
+        slow_seconds=slow_seconds,
+        stream_interval=stream_interval,
+        on_request=on_request,
+    )
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
@@ -60,7 +67,13 @@ def sandbox(
 
 def _print_banner(server: Sandbox, out: TextIO) -> None:
     lines = [
-        f"# byokctl sandbox on {server.url} (latency {server.latency:g} s); Ctrl-C stops it",
+        f"# byokctl sandbox on {server.url} (latency {server.latency:g} s"
+        + (
+            f", {server.stream_interval:g} s between stream events"
+            if server.stream_interval
+            else ""
+        )
+        + "); Ctrl-C stops it",
         f"export {SANDBOX_URL_ENV}={server.url}",
         *(f"export {name}={url}" for name, url in server.base_urls().items()),
         "#",

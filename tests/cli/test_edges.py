@@ -26,6 +26,7 @@ def _run(*argv: str) -> tuple[int, str]:
         (["sandbox", "--port", "70000"], "70000 is not in the range 0<=x<=65535"),
         (["sandbox", "--port", "-1"], "-1 is not in the range 0<=x<=65535"),
         (["sandbox", "--latency", "-1"], "-1.0 is not in the range 0<=x<=3600"),
+        (["sandbox", "--stream-interval", "-1"], "-1.0 is not in the range 0<=x<=3600"),
         (["sandbox", "--slow-seconds", "-5"], "not in the range"),
         (["apply", "--lock-timeout", "-3"], "not in the range"),
         (["plan", "--parallelism", "0"], "not in the range"),

@@ -76,3 +76,41 @@ def test_docs_list_every_marker() -> None:
     for marker in MARKERS:
         for substring in marker.substrings:
             assert f"`{substring}`" in doc
+
+
+def test_stream_interval_holds_a_stream_until_the_signal() -> None:
+    run = _RUN.replace("slow_seconds=5.0,", "slow_seconds=5.0, stream_interval=600.0,")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", run],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        assert "600 s between stream events" in banner
+        url = next(
+            line.split("=", 1)[1].strip()
+            for line in proc.stdout
+            if line.startswith("export BYOK_OPENAI_BASE_URL=")
+        )
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        with (
+            httpx.Client(timeout=120, trust_env=False) as client,
+            client.stream(
+                "POST", url + "/chat/completions", headers={"Authorization": "Bearer k"}, json=body
+            ) as r,
+        ):
+            lines = r.iter_lines()
+            assert next(lines).startswith("data: ")  # the first event; the next waits out the interval
+            proc.send_signal(signal.SIGTERM)  # stopping cuts the pauses short
+            rest = list(lines)
+        assert "data: [DONE]" in rest
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
