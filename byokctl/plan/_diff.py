@@ -152,14 +152,23 @@ def _leaves(workspace: Workspace | None) -> dict[str, _Leaf]:
     if workspace is None:
         return {}
     leaves: dict[str, _Leaf] = {"enabled": workspace.enabled, "notify": workspace.notify}
+    for key, value in workspace.fallback.fields().items():
+        leaves["fallback." + key] = _text(value)
     for pid, config in workspace.providers.items():
         prefix = f"providers.{pid}."
         leaves[prefix + "model"] = config.model
+        for feature, model in config.models.items():
+            leaves[prefix + "models." + feature] = model
         for key, value in config.settings.items():
             leaves[prefix + key] = value
         for key, secret in config.secrets.items():
             leaves[prefix + key] = secret
     return leaves
+
+
+def _text(value: bool | int | str) -> str:
+    """A policy value as the plan shows it: YAML's spelling (``false``, ``100``)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _field_changes(before: Workspace | None, after: Workspace | None) -> tuple[FieldChange, ...]:
@@ -204,13 +213,20 @@ def _update_reasons(
         if pid is None:
             if change.path == "enabled":
                 reasons.append(f"enabled: {_who(change.before)} -> {_who(change.after)}")
+            elif change.path.startswith("fallback."):
+                reasons.append(f"{change.path}: {_policy(change.before)} -> {_policy(change.after)}")
             else:
                 reasons.append(f"{change.path} changed")
             continue
         if pid in added or pid in removed:
             continue  # said once per provider below, not once per field
         name = change.path.rsplit(".", 1)[1]
-        if change.sensitive:
+        if change.path.startswith(f"providers.{pid}.models."):
+            reasons.append(
+                f"{pid} model for {name} {_verb(change.action)} "
+                f"({_policy(change.before)} -> {_policy(change.after)})"
+            )
+        elif change.sensitive:
             verb = {
                 FieldAction.ADD: "added",
                 FieldAction.CHANGE: "rotated",
@@ -224,6 +240,11 @@ def _update_reasons(
     reasons.extend(f"provider {pid} added" for pid in sorted(added))
     reasons.extend(f"provider {pid} removed" for pid in sorted(removed))
     return reasons
+
+
+def _policy(value: FieldValue) -> str:
+    """A policy or per-feature value in a reason; absent is the default."""
+    return "default" if value is None else str(value)
 
 
 def _who(enabled: FieldValue) -> str:
