@@ -155,7 +155,9 @@ def check(
         spec_ = PROVIDERS.get(provider)
         if spec_ is None or not isinstance(config, Mapping):
             continue
-        yield from _unknown_model(spec_, config.get("model"), ("spec", "providers", provider, "model"))
+        yield from _unknown_model(
+            spec_, config.get("model"), ("spec", "providers", provider, "model")
+        )
         models = config.get("models")
         if isinstance(models, Mapping):
             for feature, feature_model in models.items():
@@ -203,7 +205,9 @@ def _unknown_model(spec: ProviderSpec, model: object, path: Path) -> Iterator[Sc
     if not isinstance(model, str) or is_encrypted(model) or model in spec.known_models:
         return
     close = spec.closest_models(model)
-    hint = f"closest known: {', '.join(close)}" if close else f"known: {', '.join(spec.known_models)}"
+    hint = (
+        f"closest known: {', '.join(close)}" if close else f"known: {', '.join(spec.known_models)}"
+    )
     yield SchemaFinding(
         path,
         "unknown-model",

@@ -214,7 +214,9 @@ def _update_reasons(
             if change.path == "enabled":
                 reasons.append(f"enabled: {_who(change.before)} -> {_who(change.after)}")
             elif change.path.startswith("fallback."):
-                reasons.append(f"{change.path}: {_policy(change.before)} -> {_policy(change.after)}")
+                reasons.append(
+                    f"{change.path}: {_policy(change.before)} -> {_policy(change.after)}"
+                )
             else:
                 reasons.append(f"{change.path} changed")
             continue

@@ -8,8 +8,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from byokctl.catalog import FEATURES as FEATURES
+from byokctl.catalog import FEATURES
 from byokctl.model import NEO, UNAVAILABLE, Secret
+
+#: ``FEATURES`` lives in the catalog (the config rules read it too); named here as before.
+__all__ = ["FEATURES", "ProviderResponse", "Route", "canonical_feature", "chargeable"]
+
 #: Spellings accepted for a feature besides its id (SPEC §8 writes "auto-reply").
 FEATURE_ALIASES: Final[Mapping[str, str]] = MappingProxyType({"auto-reply": "auto_reply"})
 

@@ -237,14 +237,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         sqlite=(
             "ALTER TABLE workspaces ADD COLUMN fallback TEXT",
             "ALTER TABLE provider_configs ADD COLUMN models TEXT",
-            "CREATE INDEX credit_ledger_workspace_route_at ON credit_ledger"
-            " (workspace, route, at)",
+            "CREATE INDEX credit_ledger_workspace_route_at ON credit_ledger (workspace, route, at)",
         ),
         postgresql=(
             "ALTER TABLE workspaces ADD COLUMN fallback JSONB",
             "ALTER TABLE provider_configs ADD COLUMN models JSONB",
-            "CREATE INDEX credit_ledger_workspace_route_at ON credit_ledger"
-            " (workspace, route, at)",
+            "CREATE INDEX credit_ledger_workspace_route_at ON credit_ledger (workspace, route, at)",
         ),
     ),
 )
