@@ -122,6 +122,18 @@ def check(
             "(or remove it to let Neo power the workspace)",
         )
 
+    fallback = spec.get("fallback") if isinstance(spec, Mapping) else None
+    if isinstance(fallback, Mapping) and fallback.get("neo") is False:
+        for unused in ("max_neo_credits", "per"):
+            if unused in fallback:
+                yield SchemaFinding(
+                    ("spec", "fallback", unused),
+                    "fallback-unused",
+                    f"fallback.{unused} has no effect: fallback.neo is false, so Neo never "
+                    "serves this workspace",
+                    f"remove fallback.{unused}, or set fallback.neo to true to cap Neo instead",
+                )
+
     secrets = list(secret_paths(document))
     if secrets and not has_sops_metadata(document):
         yield SchemaFinding(
@@ -226,5 +238,5 @@ def _get(document: Mapping[str, Any], path: Path) -> Any:
 
 #: Rules whose findings are warnings; every other rule is an error.
 WARNING_RULES: Final = frozenset(
-    {"unknown-model", "unknown-feature", "notify-empty", "non-secret-encrypted"}
+    {"unknown-model", "unknown-feature", "fallback-unused", "notify-empty", "non-secret-encrypted"}
 )

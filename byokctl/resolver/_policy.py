@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Final
 
 from byokctl.errors import AIUnavailableError, StoreError
 from byokctl.model import NEO, UNAVAILABLE, FallbackPolicy
-from byokctl.store.runtime import CreditEntry, Failure, RuntimeStore
+from byokctl.store.runtime import CreditEntry, Episode, Failure, RuntimeStore
 
 from ._route import FALLBACK_DISABLED, NEO_CAP_REACHED, Route
 
@@ -120,6 +120,63 @@ def cap_record_current(
     return since is not None and cap_fingerprint(key, workspace, since) == fingerprint
 
 
+def policy_paragraph(policy: FallbackPolicy) -> str:
+    """What a failure e-mail says about the workspace's ``spec.fallback`` (not the default)."""
+    parts = []
+    if not policy.neo:
+        parts.append(
+            "This workspace's policy never sends its AI actions to Neo (spec.fallback.neo: "
+            "false): AI Assist, Summarization and Auto-replies show 'AI unavailable' until "
+            "the provider serves again. No Neo credits are spent."
+        )
+    else:
+        parts.append(
+            "AI Assist, Summarization and Auto-replies keep working on Neo, the helpdesk's "
+            "managed model, which costs more credits per action than your own provider."
+        )
+        if policy.max_neo_credits is not None:
+            parts.append(
+                f"Neo's spend is capped at {policy.max_neo_credits} credits per {policy.per}; "
+                "past it AI is unavailable."
+            )
+    if policy.return_ == "on_recovery":
+        parts.append(
+            "With spec.fallback.return: on_recovery, traffic returns to the provider by "
+            "itself once a probe succeeds (an invalid key still needs a new key)."
+        )
+    return " ".join(parts)
+
+
+def cap_email(episode: Episode, policy: FallbackPolicy | None) -> tuple[str, str]:
+    """Subject and body of the one e-mail sent when a workspace's Neo credit cap is spent."""
+    per = policy.per if policy is not None else "episode"
+    window = "failure episode" if per == "episode" else f"UTC {per}"
+    opened = datetime.fromtimestamp(episode.opened_at, UTC)
+    body = "\n".join(
+        [
+            f"Workspace {episode.workspace!r} has spent its Neo credit cap, and AI is now "
+            "unavailable for it.",
+            "",
+            f"Cap:        {episode.detail or '-'}",
+            f"Since:      {opened:%Y-%m-%d %H:%M:%S} UTC",
+            "",
+            "Its own provider is failing (see the earlier e-mail), and Neo served in its "
+            f"place until the cap (spec.fallback.max_neo_credits) was reached for this {window}. "
+            "AI Assist, Summarization and Auto-replies show 'AI unavailable' until the "
+            f"provider serves again or the {window} ends.",
+            "",
+            "What to do:",
+            "  Fix the provider's credentials (the failure e-mail says how), or raise "
+            "spec.fallback.max_neo_credits and apply the change.",
+            "",
+            f"This is the only e-mail for this cap (episode {episode.id}); `byokctl status` "
+            "shows each workspace's route and its remaining Neo credits.",
+        ]
+    )
+    subject = f"[byokctl] {episode.workspace}: Neo credit cap reached, AI unavailable"
+    return subject, body
+
+
 class Policies:
     """The slow path of capped Neo routes, and the cap's e-mail. One per resolver."""
 
@@ -155,8 +212,8 @@ class Policies:
 
     def remaining(self, workspace: str, policy: FallbackPolicy) -> int | None:
         """Neo credits left in the current window (from the ledger); ``None``: no cap/window."""
-        if policy.max_neo_credits is None:
-            return None
+        if policy.max_neo_credits is None or not policy.neo:
+            return None  # no cap, or no Neo at all
         now = self._clock()
         since = self.window(workspace, policy, now)
         if since is None:
