@@ -163,7 +163,7 @@ FEATURES: Final = ("assist", "summarize", "auto_reply")
 
 def closest_features(feature: str) -> list[str]:
     """Feature ids closest to ``feature`` (``auto-reply`` finds ``auto_reply``), best first."""
-    return difflib.get_close_matches(feature.replace("-", "_"), FEATURES, n=3, cutoff=0.4)
+    return difflib.get_close_matches(feature.replace("-", "_"), FEATURES, n=3, cutoff=0.6)
 
 
 #: Every secret field name of any provider.
