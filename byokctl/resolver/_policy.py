@@ -222,6 +222,14 @@ class Policies:
         spent = sum(u.credits for u in usage if u.route == NEO)
         return max(0, policy.max_neo_credits - spent)
 
+    def peek(self, route: Route) -> Route:
+        """What a capped Neo ``route`` is now, without charging: itself, or ``neo_cap_reached``."""
+        policy = self.policy(route.workspace)
+        left = None if policy is None else self.remaining(route.workspace, policy)
+        if left is not None and left < route.cost:
+            return unavailable_route(route.workspace, route.feature, NEO_CAP_REACHED)
+        return route
+
     def fallback(self, neo: Route) -> Route:
         """``neo`` as the workspace's policy allows it, charged: Neo, capped Neo or ``unavailable``.
 

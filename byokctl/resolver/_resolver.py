@@ -225,7 +225,7 @@ class Resolver:
         entry = self._view.table.get(workspace, {}).get(name)
         if entry is None:
             return neo_route(workspace, name, UNKNOWN_WORKSPACE, self._neo)
-        return entry.route
+        return entry.route if entry.capped is None else self._policies.peek(entry.route)
 
     def _resolve_miss(self, workspace: str, feature: str) -> Route:
         name = canonical_feature(feature)  # ValueError for an unknown feature
