@@ -58,7 +58,7 @@ def main() -> None:
                 resolver.report(route, "ok")
             answer = _route(route)
         elif cmd == "probe":
-            snap = resolver._view.snap  # noqa: SLF001 - the test's stand-in for `byokctl probe`
+            snap = resolver._view.snap  # the test's stand-in for `byokctl probe`
             assert snap is not None
             live = snap.state.workspaces[args[0]].workspace
             fp = snap.fingerprints[(args[0], str(live.enabled))]

@@ -106,27 +106,27 @@ def test_resolve_status_and_credits_show_policy_remaining_cap_and_why_unavailabl
         for name in ("capped", "private"):
             route = r.resolve(name, "assist")
             r.fallback(route, r.report(route, ProviderResponse(401, b"{}")))  # capped: 3 spent
-    code, out = _run(cmd.resolve, "private", feature="summarize", fmt="json")
+    _, out = _run(cmd.resolve, "private", feature="summarize", fmt="json")
     doc = json.loads(out)
     assert (doc["provider"], doc["reason"], doc["cost"], doc["model"]) == (
         "unavailable", "fallback_disabled:invalid_key", 0, "",
     )  # fmt: skip
     assert doc["fallback"] == {"neo": False}
-    code, out = _run(cmd.resolve, "private", feature="summarize", fmt="text")
+    _, out = _run(cmd.resolve, "private", feature="summarize", fmt="text")
     assert "AI unavailable" in out and "fallback_disabled:invalid_key" in out
     assert "never Neo (neo: false)" in out
-    code, out = _run(cmd.status, fmt="json")
+    _, out = _run(cmd.status, fmt="json")
     rows = {w["name"]: w for w in json.loads(out)["workspaces"]}
     assert rows["capped"]["fallback"] == {
         "max_neo_credits": 5, "per": "day", "return": "on_recovery",
     }  # fmt: skip
     assert rows["capped"]["neo_credits_left"] == 2
     assert rows["private"]["route"] == "unavailable"
-    code, out = _run(cmd.status, fmt="text")
+    _, out = _run(cmd.status, fmt="text")
     assert "Neo capped at 5 credits per day (2 left); return on_recovery" in out
-    code, out = _run(cmd.credits, "capped", since=None, fmt="json")
+    _, out = _run(cmd.credits, "capped", since=None, fmt="json")
     assert json.loads(out)["neo_caps"] == [
         {"workspace": "capped", "max_neo_credits": 5, "per": "day", "neo_credits_left": 2}
     ]
-    code, out = _run(cmd.credits, None, since=None, fmt="text")
+    _, out = _run(cmd.credits, None, since=None, fmt="text")
     assert "capped: Neo capped at 5 credits per day (2 left)" in out

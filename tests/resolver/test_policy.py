@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,29 +74,44 @@ class Worker:
         return err
 
 
+@dataclass
+class Fleet:
+    """One store and the resolver processes started on it (all closed and checked at the end)."""
+
+    store: Store
+    runtime: RuntimeStore
+    url: str
+    master_key: MasterKey
+    mailbox: Mailbox
+    tmp: Path
+    workers: list[Worker] = field(default_factory=list)
+
+    def spawn(self, n: int, cooldown: float = 600.0) -> list[Worker]:
+        env = {
+            **os.environ,
+            "BYOK_MASTER_KEY": self.master_key.to_base64(),
+            "BYOK_SMTP_URL": self.mailbox.url,
+            "PYTHONPATH": str(REPO),
+        }
+        new = [Worker(self.url, env, cooldown) for _ in range(n)]
+        self.workers.extend(new)
+        return new
+
+
 @pytest.fixture
-def workers(store_url: str, master_key: MasterKey, mailbox: Mailbox) -> Iterator[list[Worker]]:
-    """Start workers with ``spawn(n, cooldown)``; all are closed (and checked) at the end."""
-    started: list[Worker] = []
-    yield started
-    errors = [w.close() for w in started]
+def fleet(  # noqa: PLR0917 - pytest parameters
+    store: Store,
+    runtime: RuntimeStore,
+    store_url: str,
+    master_key: MasterKey,
+    mailbox: Mailbox,
+    tmp_path: Path,
+) -> Iterator[Fleet]:
+    fl = Fleet(store, runtime, store_url, master_key, mailbox, tmp_path)
+    yield fl
+    errors = [w.close() for w in fl.workers]
     for err in errors:
         assert CANARY not in err
-
-
-def spawn(
-    started: list[Worker], n: int, store_url: str, master_key: MasterKey, mailbox: Mailbox,
-    cooldown: float = 600.0,
-) -> list[Worker]:  # fmt: skip
-    env = {
-        **os.environ,
-        "BYOK_MASTER_KEY": master_key.to_base64(),
-        "BYOK_SMTP_URL": mailbox.url,
-        "PYTHONPATH": str(REPO),
-    }
-    new = [Worker(store_url, env, cooldown) for _ in range(n)]
-    started.extend(new)
-    return new
 
 
 def neo_credits(runtime: RuntimeStore, name: str = "acme") -> int:
@@ -111,12 +126,11 @@ def open_episodes(runtime: RuntimeStore) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("cap", [None, 10], ids=["uncapped", "cap10"])
 @pytest.mark.parametrize("ret", ["on_credentials_change", "on_recovery"])
 def test_every_policy_across_two_processes(
-    store: Store, store_url: str, master_key: MasterKey, mailbox: Mailbox,
-    runtime: RuntimeStore, workers: list[Worker], neo: bool, cap: int | None, ret: str,
-) -> None:  # fmt: skip
+    fleet: Fleet, neo: bool, cap: int | None, ret: str
+) -> None:
     policy = FallbackPolicy(neo=neo, max_neo_credits=cap, per="episode", return_=ret)
-    put(store, replace(workspace("acme"), fallback=policy))
-    a, b = spawn(workers, 2, store_url, master_key, mailbox)
+    put(fleet.store, replace(workspace("acme"), fallback=policy))
+    a, b = fleet.spawn(2)
 
     # A: the provider fails (sticky); what replaces the action is the policy's.
     fb = a.send("fail acme assist no_credits")
@@ -150,10 +164,10 @@ def test_every_policy_across_two_processes(
     for w in (a, b):
         w.send("flush")  # uncapped charges are buffered; capped ones are written at once
         w.send("deliver")
-    assert neo_credits(runtime) == expected_neo
+    assert neo_credits(fleet.runtime) == expected_neo
     status = {s["workspace"]: s for s in b.send("status")}["acme"]
     assert status["neo_credits_left"] == (None if cap is None or not neo else cap - expected_neo)
-    episodes = open_episodes(runtime)
+    episodes = open_episodes(fleet.runtime)
     assert ("openai", "no_credits") in episodes
     assert (("neo_cap", "neo_cap_reached") in episodes) == (neo and cap is not None)
 
@@ -163,19 +177,16 @@ def test_every_policy_across_two_processes(
     after = b.send("resolve acme assist")
     if ret == "on_recovery":
         assert (after["provider"], after["reason"], after["model"]) == ("openai", "byok", "gpt-4o")
-        assert open_episodes(runtime) == []  # the cap's episode ends with its failure episode
+        assert open_episodes(fleet.runtime) == []  # the cap's episode ends with its failure episode
     else:
         assert after["provider"] != "openai"
-        assert ("openai", "no_credits") in open_episodes(runtime)
+        assert ("openai", "no_credits") in open_episodes(fleet.runtime)
 
 
-def test_invalid_key_waits_for_new_credentials_even_on_recovery(
-    store: Store, store_url: str, master_key: MasterKey, mailbox: Mailbox,
-    runtime: RuntimeStore, workers: list[Worker],
-) -> None:  # fmt: skip
+def test_invalid_key_waits_for_new_credentials_even_on_recovery(fleet: Fleet) -> None:
     policy = FallbackPolicy(return_="on_recovery")
-    put(store, replace(workspace("acme"), fallback=policy))
-    a, b = spawn(workers, 2, store_url, master_key, mailbox, cooldown=0.05)
+    put(fleet.store, replace(workspace("acme"), fallback=policy))
+    a, b = fleet.spawn(2, cooldown=0.05)
     assert a.send("fail acme assist invalid_key")["reason"] == "provider_failed:invalid_key"
     assert a.send("probe acme ok") == {"classified": None}
     b.send("refresh")
@@ -183,18 +194,15 @@ def test_invalid_key_waits_for_new_credentials_even_on_recovery(
     for _ in range(3):
         route = b.send("resolve acme assist")
         assert (route["provider"], route["reason"]) == ("neo", "provider_failed:invalid_key")
-    assert open_episodes(runtime) == [("openai", "invalid_key")]
+    assert open_episodes(fleet.runtime) == [("openai", "invalid_key")]
 
 
-def test_on_recovery_lets_the_probe_request_through_after_the_cooldown(
-    store: Store, store_url: str, master_key: MasterKey, mailbox: Mailbox,
-    runtime: RuntimeStore, workers: list[Worker],
-) -> None:  # fmt: skip
+def test_on_recovery_lets_the_probe_request_through_after_the_cooldown(fleet: Fleet) -> None:
     policy = FallbackPolicy(neo=False, return_="on_recovery")
     ws = workspace("acme")
     cfg = replace(ws.providers["openai"], models={"summarize": "gpt-4o-mini"})
-    put(store, replace(ws, fallback=policy, providers={"openai": cfg}))
-    a, b = spawn(workers, 2, store_url, master_key, mailbox, cooldown=0.2)
+    put(fleet.store, replace(ws, fallback=policy, providers={"openai": cfg}))
+    a, b = fleet.spawn(2, cooldown=0.2)
     assert a.send("fail acme assist no_credits")["reason"] == "fallback_disabled:no_credits"
     b.send("refresh")
     probes: list[dict[str, Any]] = []
@@ -213,47 +221,40 @@ def test_on_recovery_lets_the_probe_request_through_after_the_cooldown(
     assert probes[0]["model"] == "gpt-4o-mini"  # the feature's own model
     a.send("refresh")
     assert a.send("resolve acme assist")["reason"] == "byok"
-    assert open_episodes(runtime) == []
+    assert open_episodes(fleet.runtime) == []
 
 
-def test_a_policy_change_alone_keeps_the_sticky_episode_open(
-    store: Store, store_url: str, master_key: MasterKey, mailbox: Mailbox,
-    runtime: RuntimeStore, workers: list[Worker],
-) -> None:  # fmt: skip
-    put(store, workspace("acme"))
-    (a,) = spawn(workers, 1, store_url, master_key, mailbox)
+def test_a_policy_change_alone_keeps_the_sticky_episode_open(fleet: Fleet) -> None:
+    put(fleet.store, workspace("acme"))
+    (a,) = fleet.spawn(1)
     assert a.send("fail acme assist invalid_key")["reason"] == "provider_failed:invalid_key"
-    put(store, replace(workspace("acme"), fallback=FallbackPolicy(neo=False)))
+    put(fleet.store, replace(workspace("acme"), fallback=FallbackPolicy(neo=False)))
     a.send("refresh")
     route = a.send("resolve acme assist")
     assert (route["provider"], route["reason"]) == ("unavailable", "fallback_disabled:invalid_key")
-    assert open_episodes(runtime) == [("openai", "invalid_key")]
+    assert open_episodes(fleet.runtime) == [("openai", "invalid_key")]
 
 
-def test_neo_false_with_nothing_enabled_is_unavailable(
-    store: Store, store_url: str, master_key: MasterKey, mailbox: Mailbox,
-    runtime: RuntimeStore, workers: list[Worker],
-) -> None:  # fmt: skip
-    put(store, replace(workspace("acme", None), fallback=FallbackPolicy(neo=False)))
-    (a,) = spawn(workers, 1, store_url, master_key, mailbox)
+def test_neo_false_with_nothing_enabled_is_unavailable(fleet: Fleet) -> None:
+    put(fleet.store, replace(workspace("acme", None), fallback=FallbackPolicy(neo=False)))
+    (a,) = fleet.spawn(1)
     route = a.send("resolve acme auto_reply")
     assert (route["provider"], route["reason"], route["cost"]) == (
         "unavailable", "fallback_disabled:no_provider_enabled", 0,
     )  # fmt: skip
-    assert neo_credits(runtime) == 0
+    assert neo_credits(fleet.runtime) == 0
 
 
 @pytest.mark.parametrize("per", ["episode", "day"])
 def test_eight_processes_racing_on_a_cap_of_100_never_pass_it_and_send_one_email(
-    store: Store, store_url: str, master_key: MasterKey, mailbox: Mailbox,
-    runtime: RuntimeStore, workers: list[Worker], tmp_path: Path, per: str,
-) -> None:  # fmt: skip
+    fleet: Fleet, per: str
+) -> None:
     policy = FallbackPolicy(max_neo_credits=100, per=per)
-    put(store, replace(workspace("acme"), fallback=policy))
-    racers = spawn(workers, 8, store_url, master_key, mailbox)
+    put(fleet.store, replace(workspace("acme"), fallback=policy))
+    racers = fleet.spawn(8)
     first = racers[0].send("fail acme assist no_credits")  # 3 credits: 97 left
     assert first["provider"] == "neo"
-    start = tmp_path / "go"
+    start = fleet.tmp / "go"
     for r in racers:
         r.send("refresh")
         r.start(f"race acme assist {start}")
@@ -262,10 +263,10 @@ def test_eight_processes_racing_on_a_cap_of_100_never_pass_it_and_send_one_email
     assert all(res["reason"] == "neo_cap_reached" for res in results)
     # 33 actions of 3 credits: 99. The 34th would pass 100, whichever process asked.
     assert sum(res["neo"] for res in results) == 32
-    assert neo_credits(runtime) == 99
+    assert neo_credits(fleet.runtime) == 99
     for r in racers:
         r.send("deliver")
-    messages = mailbox.wait_for(2)
+    messages = fleet.mailbox.wait_for(2)
     subjects = sorted(str(m["Subject"]) for _, m in messages)
     assert len(subjects) == 2, subjects
     assert "Neo credit cap reached" in subjects[0]

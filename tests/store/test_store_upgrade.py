@@ -127,7 +127,7 @@ def test_a_store_from_a_newer_byokctl_is_refused_clearly_and_left_alone(
         db.close()
     before = Path(path).read_bytes()
     code = main(["plan", "--no-verify", "--store", old_store, str(EXAMPLES / "workspaces")])
-    out, err = capsys.readouterr()
+    _, err = capsys.readouterr()
     assert code == 1
     assert f"schema version {LATEST_VERSION + 1}, newer than this byokctl knows" in err
     assert "downgrading a store is not supported" in err
