@@ -196,8 +196,9 @@ class Policies:
         self._breaker = options.breaker
         self._wake = wake
         self._key = runtime.fingerprint_key()
-        #: workspace -> the window start in which the cap was found spent.
-        self._exhausted: dict[str, float] = {}
+        #: workspace -> (window start, cap) in which the cap was found spent: a raised
+        #: cap (a new apply) is asked of the store again at once.
+        self._exhausted: dict[str, tuple[float, int]] = {}
         #: workspace -> (window start, Neo credits spent as last seen) for outages.
         self._spent: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
@@ -253,7 +254,7 @@ class Policies:
         if cap is None or since is None:
             self._charge((route.workspace, route.feature, NEO, route.cost, 1))
             return route
-        if self._exhausted.get(route.workspace) == since:
+        if self._exhausted.get(route.workspace) == (since, cap):
             return self._refuse(route, policy, since, notify=False)
         if not self._view.available:
             return self._estimate(route, cap, since)
@@ -286,7 +287,7 @@ class Policies:
         return route
 
     def _refuse(self, route: Route, policy: FallbackPolicy, since: float, *, notify: bool) -> Route:
-        self._exhausted[route.workspace] = since
+        self._exhausted[route.workspace] = (since, policy.max_neo_credits or 0)
         self._charge((route.workspace, route.feature, UNAVAILABLE, 0, 1))
         if notify:
             try:

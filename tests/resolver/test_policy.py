@@ -272,3 +272,16 @@ def test_eight_processes_racing_on_a_cap_of_100_never_pass_it_and_send_one_email
     assert "Neo credit cap reached" in subjects[0]
     assert "no_credits" in subjects[1]
     assert all(CANARY not in m.as_string() for _, m in messages)
+
+
+def test_a_raised_cap_serves_again_at_once(fleet: Fleet) -> None:
+    ws = replace(workspace("acme"), fallback=FallbackPolicy(max_neo_credits=3))
+    put(fleet.store, ws)
+    (a,) = fleet.spawn(1)
+    assert a.send("fail acme assist no_credits")["provider"] == "neo"  # 3 of 3
+    assert a.send("resolve acme assist")["reason"] == "neo_cap_reached"
+    put(fleet.store, replace(ws, fallback=FallbackPolicy(max_neo_credits=6)))
+    a.send("refresh")
+    assert a.send("resolve acme assist")["provider"] == "neo"  # 6 of 6
+    assert a.send("resolve acme assist")["reason"] == "neo_cap_reached"
+    assert neo_credits(fleet.runtime) == 6
