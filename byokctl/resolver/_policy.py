@@ -77,9 +77,15 @@ def disabled_reason(neo_reason: str) -> str:
 
 
 def window_start(per: str, now: float, episode_since: float | None) -> float | None:
-    """Where the cap's window began (POSIX seconds); ``None``: no window (nothing capped)."""
+    """Where the cap's window began (POSIX seconds); ``None``: no window (nothing capped).
+
+    An episode's start is taken at the store's precision (microseconds), so the window
+    this process patched in and the one every process reads back are the same value.
+    """
     if per == "episode":
-        return episode_since
+        if episode_since is None:
+            return None
+        return datetime.fromtimestamp(episode_since, UTC).timestamp()
     day = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if per == "month":
         day = day.replace(day=1)
