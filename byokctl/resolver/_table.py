@@ -215,11 +215,8 @@ def workspace_entries(
             entries[feature] = Entry(route, (ws.name, feature, cfg.provider, BYOK_COST, 1))
         elif h.status == "sticky":
             # A health row that does not decode fails closed as a sticky store_error.
-            if h.outcome == STORE_ERROR:
-                entries[feature] = _neo_entry(ws.name, feature, STORE_ERROR, neo)
-            else:
-                reason = f"{PROVIDER_FAILED}:{h.outcome}"
-                entries[feature] = _fallback_entry(ws, feature, reason, neo)
+            reason = STORE_ERROR if h.outcome == STORE_ERROR else f"{PROVIDER_FAILED}:{h.outcome}"
+            entries[feature] = _fallback_entry(ws, feature, reason, neo)
         else:
             entries[feature] = _fallback_entry(ws, feature, f"{CIRCUIT_OPEN}:{h.outcome}", neo)
     if cfg is not None and (h_open := _open(ws, cfg, fingerprints, health)) is not None:
