@@ -388,7 +388,9 @@ def judge(provider: str, config: ProviderConfig, listed: ModelList) -> Classific
                 f"this key can use{hint}"
             ),
         )
-    extra = f" and the {len(config.models)} per-feature models are" if config.models else " is"
+    extra = (
+        f" and the models for {', '.join(sorted(config.models))} are" if config.models else " is"
+    )
     return Classification(
         Outcome.OK,
         sanitize(f"{config.model}{extra} available ({len(listed.models)} models for this key)"),

@@ -172,7 +172,7 @@ def test_every_per_feature_model_must_be_available_to_the_key(
     good = replace(config(provider, CANARY), models={"summarize": known[-1]})
     got = list_models(good, env=env_for(provider_server), retry=ONCE)
     assert got.classification.outcome is Outcome.OK, got.classification.detail
-    assert "per-feature models are available" in got.classification.detail
+    assert "and the models for summarize are available" in got.classification.detail
     bad = replace(good, models={"summarize": known[-1], "auto_reply": "no-such-model-2"})
     got = list_models(bad, env=env_for(provider_server), retry=ONCE)
     assert got.classification.outcome is Outcome.MODEL_NOT_AVAILABLE
