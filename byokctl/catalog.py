@@ -157,5 +157,14 @@ def operator_base_url(provider: str, env: Mapping[str, str]) -> str | None:
     return None
 
 
+#: The AI features, by their canonical id: the keys of ``spec.providers.<p>.models``.
+FEATURES: Final = ("assist", "summarize", "auto_reply")
+
+
+def closest_features(feature: str) -> list[str]:
+    """Feature ids closest to ``feature`` (``auto-reply`` finds ``auto_reply``), best first."""
+    return difflib.get_close_matches(feature.replace("-", "_"), FEATURES, n=3, cutoff=0.6)
+
+
 #: Every secret field name of any provider.
 SECRET_FIELDS: Final[frozenset[str]] = frozenset(f for s in _SPECS for f in s.secret_fields)

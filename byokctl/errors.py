@@ -23,7 +23,8 @@ never from decrypted values.
     │   ├── StalePlanError         a saved plan no longer matches the store or files
     │   └── MasterKeyError         missing or wrong master key
     ├── VerificationError          verification could not run, or a check refuses the change
-    └── MailError                  a failure e-mail could not be sent
+    ├── MailError                  a failure e-mail could not be sent
+    └── AIUnavailableError         policy leaves an AI action no route (spec.fallback)
 """
 
 from __future__ import annotations
@@ -100,3 +101,20 @@ class VerificationError(ByokError):
 
 class MailError(ByokError):
     """A failure e-mail could not be handed to the mail server (retried later)."""
+
+
+class AIUnavailableError(ByokError):
+    """No AI serves this action: the workspace's ``spec.fallback`` forbids Neo or its cap is spent.
+
+    ``reason`` is the route's (``fallback_disabled:<outcome>``, ``neo_cap_reached``); the
+    application shows "AI unavailable" instead of the feature's answer.
+    """
+
+    def __init__(self, workspace: str, feature: str, reason: str) -> None:
+        super().__init__(
+            f"AI is unavailable for {workspace}/{feature} ({reason})",
+            hint="see docs/policy.md: spec.fallback decides when Neo may serve a workspace",
+        )
+        self.workspace = workspace
+        self.feature = feature
+        self.reason = reason

@@ -26,6 +26,9 @@ from urllib.parse import quote, quote_plus
 
 #: The route name used when no custom provider serves a workspace.
 NEO: Final = "neo"
+#: The route name when policy forbids Neo and the workspace's provider cannot serve:
+#: the application shows "AI unavailable"; nothing is charged (``spec.fallback``).
+UNAVAILABLE: Final = "unavailable"
 
 REDACTED: Final = "(sensitive)"
 
@@ -304,17 +307,87 @@ class ProviderConfig:
 
     ``settings`` holds the non-secret fields other than ``model`` (for Azure OpenAI:
     ``endpoint``, ``api_version``, ``deployment``); ``secrets`` holds the secret fields
-    (``api_key``).
+    (``api_key``). ``models`` maps a feature id (``summarize``) to the model it uses
+    instead of ``model``, the default.
     """
 
     provider: str
     model: str
     settings: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, Secret] = field(default_factory=dict)
+    models: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "settings", _frozen(self.settings))
         object.__setattr__(self, "secrets", _frozen(self.secrets))
+        object.__setattr__(self, "models", _frozen(self.models))
+
+    def model_for(self, feature: str) -> str:
+        """The model ``feature`` runs on: its own (``models``), else the default."""
+        return self.models.get(feature, self.model)
+
+
+#: ``spec.fallback.per``: the window a Neo credit cap counts in.
+CAP_PERIODS: Final = ("episode", "day", "month")
+#: ``spec.fallback.return``: what ends a sticky failure episode.
+RETURN_POLICIES: Final = ("on_credentials_change", "on_recovery")
+
+
+@dataclass(frozen=True)
+class FallbackPolicy:
+    """What happens when the workspace's provider cannot serve (``spec.fallback``).
+
+    The default is the seed's rule: Neo takes over, without a cap, until the credentials
+    change. ``neo=False``: never Neo (the route is ``unavailable``). ``max_neo_credits``:
+    at most that many Neo credits ``per`` episode, UTC day or UTC month. ``return_``
+    ``on_recovery``: a successful probe closes a sticky episode (``invalid_key`` excepted).
+    """
+
+    neo: bool = True
+    max_neo_credits: int | None = None
+    per: str = "episode"
+    return_: str = "on_credentials_change"
+
+    def __post_init__(self) -> None:
+        if self.per not in CAP_PERIODS:
+            raise ValueError(f"fallback.per must be one of {', '.join(CAP_PERIODS)}")
+        if self.return_ not in RETURN_POLICIES:
+            raise ValueError(f"fallback.return must be one of {', '.join(RETURN_POLICIES)}")
+        if self.max_neo_credits is not None and self.max_neo_credits < 0:
+            raise ValueError("fallback.max_neo_credits must not be negative")
+
+    @property
+    def is_default(self) -> bool:
+        """Whether this is the seed's rule (what a file without ``spec.fallback`` means)."""
+        return self == DEFAULT_FALLBACK
+
+    def fields(self) -> dict[str, bool | int | str]:
+        """The fields that differ from the default, as ``spec.fallback`` spells them."""
+        out: dict[str, bool | int | str] = {}
+        if not self.neo:
+            out["neo"] = False
+        if self.max_neo_credits is not None:
+            out["max_neo_credits"] = self.max_neo_credits
+            out["per"] = self.per
+        elif self.per != "episode":
+            out["per"] = self.per
+        if self.return_ != "on_credentials_change":
+            out["return"] = self.return_
+        return out
+
+    @classmethod
+    def from_fields(cls, doc: Mapping[str, object]) -> FallbackPolicy:
+        """The policy a ``spec.fallback`` mapping (or :meth:`fields`) describes."""
+        cap = doc.get("max_neo_credits")
+        return cls(
+            neo=bool(doc.get("neo", True)),
+            max_neo_credits=None if cap is None else int(cast(int, cap)),
+            per=str(doc.get("per", "episode")),
+            return_=str(doc.get("return", "on_credentials_change")),
+        )
+
+
+DEFAULT_FALLBACK: Final = FallbackPolicy()
 
 
 @dataclass(frozen=True)
@@ -322,13 +395,14 @@ class Workspace:
     """A workspace's desired or live AI configuration.
 
     ``enabled`` names the one enabled provider, or is ``None`` when Neo powers the
-    workspace's AI features.
+    workspace's AI features. ``fallback`` is what happens when that provider fails.
     """
 
     name: str
     notify: tuple[str, ...] = ()
     enabled: str | None = None
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    fallback: FallbackPolicy = DEFAULT_FALLBACK
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", _frozen(self.providers))

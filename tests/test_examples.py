@@ -126,7 +126,7 @@ def test_gitops_workspaces_validate_in_process() -> None:
     result = validate_paths([str(WORKSPACES)])
 
     assert result.ok
-    assert len(result.files) == 5
+    assert len(result.files) == 7
     assert result.diagnostics == []  # not even a warning
 
 
@@ -150,9 +150,9 @@ def test_gitops_workspaces_validate_with_the_console_script_and_no_key(tmp_path:
         if fmt == "json":
             report = json.loads(output)
             assert report["valid"] is True
-            assert report["files_checked"] == 5
+            assert report["files_checked"] == 7
         else:
-            assert output.strip() == "5 files valid (0 warning(s))."
+            assert output.strip() == "7 files valid (0 warning(s))."
         for key in keys:
             assert key not in output
 
@@ -161,7 +161,7 @@ def test_gitops_workspaces_are_a_realistic_repository() -> None:
     files = _workspace_files()
     documents = [yaml.safe_load(f.read_text(encoding="utf-8")) for f in files]
 
-    assert 4 <= len(files) <= 6
+    assert 4 <= len(files) <= 8
     for path, doc in zip(files, documents, strict=True):
         assert path.read_text(encoding="utf-8").splitlines()[0] == SCHEMA_COMMENT
         assert doc["metadata"]["name"] == path.stem
@@ -170,6 +170,12 @@ def test_gitops_workspaces_are_a_realistic_repository() -> None:
     covered = {p for doc in documents for p in doc["spec"]["providers"]}
     assert covered == set(PROVIDERS)
     assert any(doc["spec"].get("enabled") is None for doc in documents), "no Neo workspace"
+    # Every field of spec.fallback and a per-feature model map, in some workspace.
+    fallback = [doc["spec"]["fallback"] for doc in documents if "fallback" in doc["spec"]]
+    assert {k for f in fallback for k in f} == {"neo", "max_neo_credits", "per", "return"}
+    assert {f["neo"] for f in fallback} == {True, False}
+    assert {f["return"] for f in fallback} == {"on_credentials_change", "on_recovery"}
+    assert any("models" in p for d in documents for p in d["spec"]["providers"].values())
     azure = [
         d["spec"]["providers"]["azure_openai"]
         for d in documents

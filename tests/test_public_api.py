@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import byokctl
-from byokctl.catalog import PROVIDERS
+from byokctl import resolver
+from byokctl.catalog import FEATURES, PROVIDERS
 from byokctl.config.schema import load_schema, schema_path
 from byokctl.model import ProviderConfig, Secret, Workspace
 
@@ -38,8 +39,13 @@ def test_catalog_and_schema_agree() -> None:
     for pid, spec in PROVIDERS.items():
         d = defs[pid]
         assert set(d["required"]) == {"model", *spec.required_settings, *spec.secret_fields}, pid
-        assert set(d["properties"]) == {"model", *spec.settings, *spec.secret_fields}, pid
+        fields = {"model", "models", *spec.settings, *spec.secret_fields}
+        assert set(d["properties"]) == fields, pid
         assert d["additionalProperties"] is False
+        assert d["properties"]["models"] == {"$ref": "#/$defs/featureModels"}, pid
+    assert schema["$defs"]["featureModels"]["additionalProperties"] == {"$ref": "#/$defs/model"}
+    # The feature ids validate checks models' keys against are the resolver's.
+    assert FEATURES == resolver.FEATURES == ("assist", "summarize", "auto_reply")
 
 
 def test_schema_is_the_top_level_file() -> None:

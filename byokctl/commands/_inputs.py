@@ -169,6 +169,7 @@ def provider_documents(
         pid: {
             "model": config.model,
             **config.settings,
+            **({"models": dict(config.models)} if config.models else {}),
             **{name: secret(value) for name, value in config.secrets.items()},
         }
         for pid, config in workspace.providers.items()

@@ -42,6 +42,8 @@ def workspace_document(workspace: Workspace) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if workspace.enabled:
         spec["enabled"] = workspace.enabled
+    if not workspace.fallback.is_default:
+        spec["fallback"] = workspace.fallback.fields()
     spec["providers"] = provider_documents(workspace, Secret.reveal)
     return {"apiVersion": "byok/v1", "kind": "Workspace", "metadata": metadata, "spec": spec}
 

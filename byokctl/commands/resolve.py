@@ -18,6 +18,7 @@ from typing import Any, Literal, TextIO
 from byokctl.classify import sanitize
 from byokctl.commands._inputs import open_live_store, store_url
 from byokctl.errors import ByokError
+from byokctl.model import FallbackPolicy
 from byokctl.resolver import FEATURES, Resolver
 from byokctl.resolver.options import ResolverOptions
 from byokctl.store.runtime import open_runtime_store
@@ -56,6 +57,7 @@ def resolve(
             route = resolver.peek(name, feature)
         except ValueError as exc:
             raise ByokError(str(exc), hint=f"--feature is one of: {', '.join(FEATURES)}") from None
+        row = next((s for s in resolver.status() if s.workspace == name), None)
     if route.reason == "unknown_workspace":
         # The library answers Neo for it (the runtime contract: never fail an AI action);
         # a person asking about a name that is not there has most likely mistyped it.
@@ -72,15 +74,35 @@ def resolve(
         "base_url": route.base_url,
         "reason": route.reason,
         "cost": route.cost,
+        "fallback": row.fallback.fields() if row else {},
+        "neo_credits_left": row.neo_credits_left if row else None,
     }
     if fmt == "json":
         print(json.dumps(doc, indent=2), file=out)
         return 0
     unit = "credit" if route.cost == 1 else "credits"
-    print(f"{name} {feature}: {route.provider} {route.model} ({route.cost} {unit})", file=out)
+    if route.is_unavailable:
+        print(f"{name} {feature}: AI unavailable (no route, 0 credits)", file=out)
+    else:
+        print(f"{name} {feature}: {route.provider} {route.model} ({route.cost} {unit})", file=out)
     print(f"  reason:   {route.reason}", file=out)
     print(f"  base url: {route.base_url or '-'}", file=out)
+    if row is not None and not row.fallback.is_default:
+        print(f"  fallback: {policy_text(row.fallback, row.neo_credits_left)}", file=out)
     return 0
+
+
+def policy_text(policy: FallbackPolicy, left: int | None) -> str:
+    """``spec.fallback`` in one line: ``neo: false``, ``cap 100 per day (37 left)``, return."""
+    parts = []
+    if not policy.neo:
+        parts.append("never Neo (neo: false)")
+    elif policy.max_neo_credits is not None:
+        remaining = "" if left is None else f" ({left} left)"
+        parts.append(f"Neo capped at {policy.max_neo_credits} credits per {policy.per}{remaining}")
+    if policy.return_ != "on_credentials_change":
+        parts.append(f"return {policy.return_}")
+    return "; ".join(parts) or "default"
 
 
 def status(*, store: str | None, fmt: Format, out: TextIO, err: TextIO) -> int:
@@ -97,6 +119,8 @@ def status(*, store: str | None, fmt: Format, out: TextIO, err: TextIO) -> int:
                     "model": s.model,
                     "reason": s.reason,
                     "since": _iso(s.since),
+                    "fallback": s.fallback.fields(),
+                    "neo_credits_left": s.neo_credits_left,
                     "open_episodes": [
                         {
                             "id": e.id,
@@ -124,6 +148,8 @@ def status(*, store: str | None, fmt: Format, out: TextIO, err: TextIO) -> int:
             f"{s.workspace:<32} {s.provider:<13} {s.reason:<36} since {_iso(s.since)}",
             file=out,
         )
+        if not s.fallback.is_default:
+            print(f"  fallback: {policy_text(s.fallback, s.neo_credits_left)}", file=out)
         for e in s.episodes:
             mailed = "e-mailed" if e.notified_at is not None else "e-mail pending"
             print(
@@ -152,13 +178,15 @@ def credits(
 ) -> int:
     """Credit usage from the ledger, per workspace, feature and route (``--since`` a date)."""
     start = _parse_since(since)
-    url = store_url(store)
-    open_live_store(url, err=err).close()  # runs pending migrations; checks the master key
-    runtime = open_runtime_store(url)
-    try:
-        usage = runtime.credit_usage(workspace=name, since=start)
-    finally:
-        runtime.close()
+    with _resolver(store, err=err) as resolver:  # migrates; checks the master key
+        usage = resolver.credit_usage(workspace=name, since=start)
+        caps = [
+            s
+            for s in resolver.status()
+            if s.fallback.max_neo_credits is not None
+            and s.fallback.neo
+            and (name is None or s.workspace == name)
+        ]
     if fmt == "json":
         doc = {
             "since": since,
@@ -173,9 +201,20 @@ def credits(
                 for u in usage
             ],
             "total_credits": sum(u.credits for u in usage),
+            "neo_caps": [
+                {
+                    "workspace": s.workspace,
+                    "max_neo_credits": s.fallback.max_neo_credits,
+                    "per": s.fallback.per,
+                    "neo_credits_left": s.neo_credits_left,
+                }
+                for s in caps
+            ],
         }
         print(json.dumps(doc, indent=2), file=out)
         return 0
+    for s in caps:
+        print(f"{s.workspace}: {policy_text(s.fallback, s.neo_credits_left)}", file=out)
     if not usage:
         print("no credit usage recorded" + (f" since {since}" if since else ""), file=out)
         return 0

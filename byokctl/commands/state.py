@@ -20,10 +20,12 @@ Format = Literal["text", "json"]
 
 def _document(live: LiveWorkspace) -> dict[str, Any]:
     ws = live.workspace
+    policy = {} if ws.fallback.is_default else {"fallback": ws.fallback.fields()}
     return {
         "name": ws.name,
         "enabled": ws.enabled,
         "notify": list(ws.notify),
+        **policy,
         "providers": provider_documents(ws, lambda _: REDACTED),
         "managed": live.managed,
         "drifted": live.drifted,

@@ -8,7 +8,7 @@ from typing import Any
 
 from byokctl.catalog import PROVIDERS, SECRET_FIELDS
 from byokctl.errors import SopsError
-from byokctl.model import ProviderConfig, Secret, Workspace
+from byokctl.model import FallbackPolicy, ProviderConfig, Secret, Workspace
 
 
 @cache
@@ -62,10 +62,12 @@ def workspace_from_document(data: Mapping[str, Any]) -> Workspace:
             model=str(config["model"]),
             settings={k: str(config[k]) for k in provider.settings if k in config},
             secrets={k: Secret(str(config[k])) for k in provider.secret_fields if k in config},
+            models={str(f): str(m) for f, m in (config.get("models") or {}).items()},
         )
     return Workspace(
         name=metadata["name"],
         notify=tuple(metadata.get("notify") or ()),
         enabled=spec.get("enabled"),
         providers=providers,
+        fallback=FallbackPolicy.from_fields(spec.get("fallback") or {}),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
-from byokctl.catalog import PROVIDERS, SECRET_FIELDS
+from byokctl.catalog import FEATURES, PROVIDERS, SECRET_FIELDS, ProviderSpec, closest_features
 from byokctl.config import patterns
 from byokctl.config.schema import SchemaFinding
 from byokctl.config.yamlsource import Path
@@ -122,6 +122,18 @@ def check(
             "(or remove it to let Neo power the workspace)",
         )
 
+    fallback = spec.get("fallback") if isinstance(spec, Mapping) else None
+    if isinstance(fallback, Mapping) and fallback.get("neo") is False:
+        for unused in ("max_neo_credits", "per"):
+            if unused in fallback:
+                yield SchemaFinding(
+                    ("spec", "fallback", unused),
+                    "fallback-unused",
+                    f"fallback.{unused} has no effect: fallback.neo is false, so Neo never "
+                    "serves this workspace",
+                    f"remove fallback.{unused}, or set fallback.neo to true to cap Neo instead",
+                )
+
     secrets = list(secret_paths(document))
     if secrets and not has_sops_metadata(document):
         yield SchemaFinding(
@@ -155,21 +167,25 @@ def check(
         spec_ = PROVIDERS.get(provider)
         if spec_ is None or not isinstance(config, Mapping):
             continue
-        model = config.get("model")
-        if isinstance(model, str) and not is_encrypted(model) and model not in spec_.known_models:
-            close = spec_.closest_models(model)
-            hint = (
-                f"closest known: {', '.join(close)}"
-                if close
-                else f"known: {', '.join(spec_.known_models)}"
-            )
-            yield SchemaFinding(
-                ("spec", "providers", provider, "model"),
-                "unknown-model",
-                f"model {model!r} is not among the {spec_.display_name} models byokctl knows; "
-                "plan asks the provider whether the key can use it",
-                hint,
-            )
+        yield from _unknown_model(
+            spec_, config.get("model"), ("spec", "providers", provider, "model")
+        )
+        models = config.get("models")
+        if isinstance(models, Mapping):
+            for feature, feature_model in models.items():
+                path = ("spec", "providers", provider, "models", feature)
+                if isinstance(feature, str) and feature not in FEATURES:
+                    close = closest_features(feature)
+                    yield SchemaFinding(
+                        path,
+                        "unknown-feature",
+                        f"models names the feature {feature!r}, which byokctl does not know: "
+                        "no action will use this model",
+                        f"did you mean {', '.join(close)}?"
+                        if close
+                        else f"the features are: {', '.join(FEATURES)}",
+                    )
+                yield from _unknown_model(spec_, feature_model, path)
 
     if isinstance(enabled, str):
         metadata = document.get("metadata")
@@ -196,6 +212,23 @@ def check(
         )
 
 
+def _unknown_model(spec: ProviderSpec, model: object, path: Path) -> Iterator[SchemaFinding]:
+    """A warning for a model id the catalog does not know, with the closest known ids."""
+    if not isinstance(model, str) or is_encrypted(model) or model in spec.known_models:
+        return
+    close = spec.closest_models(model)
+    hint = (
+        f"closest known: {', '.join(close)}" if close else f"known: {', '.join(spec.known_models)}"
+    )
+    yield SchemaFinding(
+        path,
+        "unknown-model",
+        f"model {model!r} is not among the {spec.display_name} models byokctl knows; "
+        "plan asks the provider whether the key can use it",
+        hint,
+    )
+
+
 def _get(document: Mapping[str, Any], path: Path) -> Any:
     value: Any = document
     for part in path:
@@ -204,4 +237,6 @@ def _get(document: Mapping[str, Any], path: Path) -> Any:
 
 
 #: Rules whose findings are warnings; every other rule is an error.
-WARNING_RULES: Final = frozenset({"unknown-model", "notify-empty", "non-secret-encrypted"})
+WARNING_RULES: Final = frozenset(
+    {"unknown-model", "unknown-feature", "fallback-unused", "notify-empty", "non-secret-encrypted"}
+)

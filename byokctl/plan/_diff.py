@@ -1,19 +1,25 @@
 """The diff: desired state against live state, as a :class:`~byokctl.plan.Plan`. Pure.
 
-Hand-written rather than built on deepdiff: the structure is small and fixed (enabled,
-notify, providers -> model/settings/secrets), so a direct walk yields the dotted paths,
-the per-field actions and the human reasons in one pass. deepdiff would introspect
-:class:`~byokctl.model.Secret` through its ``__slots__`` and put the plaintext into its
-result (a leak we would have to guard against with custom operators), and its
-``root['providers']['openai']`` paths would need translating anyway.
+The field-level diff is deepdiff's, over a *projection* of each workspace: plain dicts,
+strings and tuples in which every secret is already a :class:`SecretToken` (a keyed
+fingerprint; the key is random per process and never leaves this module), so no
+plaintext can reach the library, whatever it introspects. deepdiff's paths
+(``['providers', 'openai', 'models', 'summarize']``) are translated to the dotted paths
+the renderers print (``providers.openai.models.summarize``); a field that deepdiff reports
+inside a value (an item of ``notify``) is the field itself, and a subtree added or
+removed whole (a new provider) is each of its fields. New fields of the workspace need a
+line in :func:`projection`, nothing else.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
-from byokctl.model import DesiredState, LiveState, LiveWorkspace, Secret, Workspace
+from byokctl.model import DesiredState, LiveState, LiveWorkspace, Workspace
 from byokctl.plan._values import (
     Action,
     Change,
@@ -23,9 +29,6 @@ from byokctl.plan._values import (
     Plan,
     WorkspaceView,
 )
-
-#: One leaf of a workspace: a plain value, or a secret (compared, never read).
-_Leaf = FieldValue | Secret
 
 
 def diff(
@@ -147,41 +150,116 @@ def _drift_reason(have: LiveWorkspace, outcome: str) -> str:
     return f"changed outside byokctl (by {have.updated_by} at {when}); {outcome}"
 
 
-def _leaves(workspace: Workspace | None) -> dict[str, _Leaf]:
-    """A workspace flattened to dotted paths, in the order renderers show them."""
+@dataclass(frozen=True)
+class SecretToken:
+    """A secret in a projection: a keyed fingerprint of its value, never the value."""
+
+    digest: str
+
+
+#: The fingerprint key of this process's projections (random: tokens are only compared).
+_TOKEN_KEY: Final = os.urandom(32)
+
+#: A projected value: a field's plain value, a secret's token, or a mapping of them.
+Projected = FieldValue | SecretToken | Mapping[str, "Projected"]
+
+
+def projection(workspace: Workspace | None) -> dict[str, Projected]:
+    """``workspace`` as plain data for deepdiff, secrets as tokens; ``{}`` for none.
+
+    Keys are the dotted paths' parts, in the shape the renderers print: a provider's
+    settings and secrets sit beside its ``model``. A policy shows only the fields that
+    differ from the default (as the file spells them), so a file without ``fallback``
+    projects as it did before the field existed.
+    """
     if workspace is None:
         return {}
-    leaves: dict[str, _Leaf] = {"enabled": workspace.enabled, "notify": workspace.notify}
+    providers: dict[str, Projected] = {}
     for pid, config in workspace.providers.items():
-        prefix = f"providers.{pid}."
-        leaves[prefix + "model"] = config.model
-        for key, value in config.settings.items():
-            leaves[prefix + key] = value
+        entry: dict[str, Projected] = {"model": config.model, "models": dict(config.models)}
+        entry.update(config.settings)
         for key, secret in config.secrets.items():
-            leaves[prefix + key] = secret
-    return leaves
+            entry[key] = SecretToken(secret.fingerprint(_TOKEN_KEY))
+        providers[pid] = entry
+    return {
+        "enabled": workspace.enabled,
+        "notify": workspace.notify,
+        "fallback": {k: _text(v) for k, v in workspace.fallback.fields().items()},
+        "providers": providers,
+    }
+
+
+def _flatten(value: Mapping[str, Projected], prefix: str = "") -> dict[str, Projected]:
+    """Dotted path -> leaf (anything but a mapping); an empty mapping has no leaves."""
+    out: dict[str, Projected] = {}
+    for key, child in value.items():
+        path = prefix + key
+        if isinstance(child, Mapping):
+            out.update(_flatten(child, path + "."))
+        else:
+            out[path] = child
+    return out
+
+
+def _text(value: bool | int | str) -> str:
+    """A policy value as the plan shows it: YAML's spelling (``false``, ``100``)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _changed_paths(
+    old: dict[str, Projected],
+    new: dict[str, Projected],
+    old_leaves: Mapping[str, Projected],
+    new_leaves: Mapping[str, Projected],
+) -> set[str]:
+    """The dotted leaf paths deepdiff finds different between two projections."""
+    from deepdiff import DeepDiff  # noqa: PLC0415 - only plans with an update pay for it
+
+    leaves = set(old_leaves) | set(new_leaves)
+    changed: set[str] = set()
+    for levels in DeepDiff(old, new, view="tree").values():
+        for level in levels:
+            parts = [str(p) for p in level.path(output_format="list")]
+            for end in range(1, len(parts) + 1):
+                dotted = ".".join(parts[:end])
+                if dotted in leaves:  # the field itself, or a change inside its value
+                    changed.add(dotted)
+                    break
+            else:  # a subtree added or removed whole: each of its fields
+                dotted = ".".join(parts) + "."
+                changed.update(p for p in leaves if p.startswith(dotted))
+    return changed
 
 
 def _field_changes(before: Workspace | None, after: Workspace | None) -> tuple[FieldChange, ...]:
-    old, new = _leaves(before), _leaves(after)
+    old_p, new_p = projection(before), projection(after)
+    old, new = _flatten(old_p), _flatten(new_p)
+    if before is None or after is None:
+        paths = set(old) | set(new)  # every field is added (or removed): nothing to compare
+    elif old_p == new_p:
+        return ()
+    else:
+        paths = _changed_paths(old_p, new_p, old, new)
     changes: list[FieldChange] = []
     for path in _ordered_paths(old, new):
+        if path not in paths:
+            continue
         if path in old and path in new:
-            if old[path] == new[path]:
-                continue
             action = FieldAction.CHANGE
         else:
             action = FieldAction.ADD if path in new else FieldAction.REMOVE
         a, b = old.get(path), new.get(path)
-        if isinstance(a, Secret) or isinstance(b, Secret):
+        if isinstance(a, SecretToken) or isinstance(b, SecretToken):
             # A secret is known only to be added, rotated or removed: no value, ever.
             changes.append(FieldChange(path, action, sensitive=True))
         else:
+            assert not isinstance(a, Mapping)  # leaves only
+            assert not isinstance(b, Mapping)
             changes.append(FieldChange(path, action, a, b))
     return tuple(changes)
 
 
-def _ordered_paths(old: Mapping[str, _Leaf], new: Mapping[str, _Leaf]) -> list[str]:
+def _ordered_paths(old: Mapping[str, Projected], new: Mapping[str, Projected]) -> list[str]:
     """Workspace fields first, then providers by id, each with its model first."""
 
     def key(path: str) -> tuple[int, str, int, str]:
@@ -204,13 +282,22 @@ def _update_reasons(
         if pid is None:
             if change.path == "enabled":
                 reasons.append(f"enabled: {_who(change.before)} -> {_who(change.after)}")
+            elif change.path.startswith("fallback."):
+                reasons.append(
+                    f"{change.path}: {_policy(change.before)} -> {_policy(change.after)}"
+                )
             else:
                 reasons.append(f"{change.path} changed")
             continue
         if pid in added or pid in removed:
             continue  # said once per provider below, not once per field
         name = change.path.rsplit(".", 1)[1]
-        if change.sensitive:
+        if change.path.startswith(f"providers.{pid}.models."):
+            reasons.append(
+                f"{pid} model for {name} {_verb(change.action)} "
+                f"({_policy(change.before)} -> {_policy(change.after)})"
+            )
+        elif change.sensitive:
             verb = {
                 FieldAction.ADD: "added",
                 FieldAction.CHANGE: "rotated",
@@ -224,6 +311,11 @@ def _update_reasons(
     reasons.extend(f"provider {pid} added" for pid in sorted(added))
     reasons.extend(f"provider {pid} removed" for pid in sorted(removed))
     return reasons
+
+
+def _policy(value: FieldValue) -> str:
+    """A policy or per-feature value in a reason; absent is the default."""
+    return "default" if value is None else str(value)
 
 
 def _who(enabled: FieldValue) -> str:

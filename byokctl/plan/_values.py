@@ -78,10 +78,13 @@ class ProviderView:
     model: str
     settings: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
+    #: A model per feature (``spec.providers.<p>.models``); empty: ``model`` for all.
+    models: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "settings", MappingProxyType(dict(sorted(self.settings.items()))))
         object.__setattr__(self, "secrets", tuple(sorted(self.secrets)))
+        object.__setattr__(self, "models", MappingProxyType(dict(sorted(self.models.items()))))
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,12 @@ class WorkspaceView:
     enabled: str | None = None
     notify: tuple[str, ...] = ()
     providers: Mapping[str, ProviderView] = field(default_factory=dict)
+    #: ``spec.fallback``'s fields that differ from the default, spelled as in the file.
+    fallback: Mapping[str, bool | int | str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "notify", tuple(self.notify))
+        object.__setattr__(self, "fallback", MappingProxyType(dict(self.fallback)))
         object.__setattr__(
             self, "providers", MappingProxyType(dict(sorted(self.providers.items())))
         )
@@ -105,9 +111,12 @@ class WorkspaceView:
             enabled=workspace.enabled,
             notify=workspace.notify,
             providers={
-                pid: ProviderView(config.model, dict(config.settings), tuple(config.secrets))
+                pid: ProviderView(
+                    config.model, dict(config.settings), tuple(config.secrets), config.models
+                )
                 for pid, config in workspace.providers.items()
             },
+            fallback=workspace.fallback.fields(),
         )
 
 

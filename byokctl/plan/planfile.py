@@ -276,10 +276,16 @@ def _view_document(view: WorkspaceView | None) -> Document | None:
     providers: Document = {}
     for pid, config in view.providers.items():
         entry: Document = {"model": config.model, **config.settings}
+        if config.models:  # only when set: plans of files without it read as before
+            entry["models"] = dict(config.models)
         for name in config.secrets:
             entry[name] = dict(SENSITIVE_MARKER)
         providers[pid] = entry
-    return {"enabled": view.enabled, "notify": list(view.notify), "providers": providers}
+    doc: Document = {"enabled": view.enabled, "notify": list(view.notify)}
+    if view.fallback:
+        doc["fallback"] = dict(view.fallback)
+    doc["providers"] = providers
+    return doc
 
 
 def _plan_from_document(doc: Document) -> Plan:
@@ -351,5 +357,20 @@ def _view_from_document(doc: Document | None) -> WorkspaceView | None:
     for pid, entry in doc["providers"].items():
         settings = {k: str(v) for k, v in entry.items() if k != "model" and isinstance(v, str)}
         secrets = tuple(k for k, v in entry.items() if v == SENSITIVE_MARKER)
-        providers[str(pid)] = ProviderView(str(entry["model"]), settings, secrets)
-    return WorkspaceView(enabled=doc["enabled"], notify=tuple(doc["notify"]), providers=providers)
+        models = entry.get("models") or {}
+        if not isinstance(models, dict):
+            raise TypeError("'models' must be an object")
+        providers[str(pid)] = ProviderView(
+            str(entry["model"]), settings, secrets, {str(k): str(v) for k, v in models.items()}
+        )
+    fallback = doc.get("fallback") or {}
+    if not isinstance(fallback, dict) or not all(
+        isinstance(v, bool | int | str) for v in fallback.values()
+    ):
+        raise TypeError("'fallback' must be an object of scalars")
+    return WorkspaceView(
+        enabled=doc["enabled"],
+        notify=tuple(doc["notify"]),
+        providers=providers,
+        fallback={str(k): v for k, v in fallback.items()},
+    )

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Final
 
 from byokctl.catalog import PROVIDERS
 from byokctl.errors import MailError, StoreError
-from byokctl.model import redact
+from byokctl.model import FallbackPolicy, redact
 from byokctl.store.runtime import Episode, RuntimeStore
 
+from ._policy import NEO_CAP, cap_email, policy_paragraph
 from .mail import Mailer
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class Notifier:
             model=cfg.model if cfg else None,
             sender=self._mailer.sender,
             recipients=recipients,
+            policy=live.workspace.fallback if live else None,
         )
         try:
             self._mailer.send(message, recipients)
@@ -201,8 +203,15 @@ def compose(
     model: str | None,
     sender: str,
     recipients: Sequence[str],
+    policy: FallbackPolicy | None = None,
 ) -> EmailMessage:
-    """The e-mail for one failure episode (no credentials: only names and sanitized detail)."""
+    """The e-mail for one failure episode (no credentials: only names and sanitized detail).
+
+    ``policy`` (the workspace's ``spec.fallback``) changes what it says: with ``neo:
+    false`` that AI is unavailable rather than on Neo; a cap's episode says it is spent.
+    """
+    if episode.provider == NEO_CAP:
+        return _message(episode, *cap_email(episode, policy), sender, recipients)
     spec = PROVIDERS.get(episode.provider)
     provider = spec.display_name if spec else episode.provider
     opened = datetime.fromtimestamp(episode.opened_at, UTC)
@@ -214,11 +223,13 @@ def compose(
     todo = (
         _WHAT_TO_DO.get(episode.outcome, _TRANSIENT_TO_DO) if episode.sticky else _TRANSIENT_TO_DO
     )
+    no_neo = policy is not None and not policy.neo
+    takeover = "AI is unavailable (Neo is disabled)" if no_neo else "Neo has taken over"
     headline = (
         f"The configuration of workspace {episode.workspace!r} cannot be read from byokctl's "
         "live store, and Neo has taken over."
         if episode.outcome == "store_error"
-        else f"The AI provider of workspace {episode.workspace!r} failed, and Neo has taken over."
+        else f"The AI provider of workspace {episode.workspace!r} failed, and {takeover}."
     )
     body = "\n".join(
         [
@@ -234,7 +245,9 @@ def compose(
             f"Detail:     {episode.detail or '-'}",
             f"Since:      {opened:%Y-%m-%d %H:%M:%S} UTC",
             "",
-            "Your team is not interrupted: AI Assist, Summarization and Auto-replies keep "
+            policy_paragraph(policy)
+            if policy is not None and not policy.is_default
+            else "Your team is not interrupted: AI Assist, Summarization and Auto-replies keep "
             "working on Neo, the helpdesk's managed model, which costs more credits per "
             "action than your own provider.",
             "",
@@ -245,13 +258,19 @@ def compose(
             "`byokctl status` shows where each workspace's AI traffic goes and why.",
         ]
     )
-    message = EmailMessage()
     what_failed = (
         "configuration unreadable" if episode.outcome == "store_error" else f"{provider} failed"
     )
-    message["Subject"] = redact(
-        f"[byokctl] {episode.workspace}: {what_failed} ({episode.outcome}), Neo has taken over"
-    )
+    subject = f"[byokctl] {episode.workspace}: {what_failed} ({episode.outcome}), {takeover}"
+    return _message(episode, subject, body, sender, recipients)
+
+
+def _message(
+    episode: Episode, subject: str, body: str, sender: str, recipients: Sequence[str]
+) -> EmailMessage:
+    opened = datetime.fromtimestamp(episode.opened_at, UTC)
+    message = EmailMessage()
+    message["Subject"] = redact(subject)
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = format_datetime(opened)

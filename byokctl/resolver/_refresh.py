@@ -38,6 +38,7 @@ from byokctl.store.runtime import (
     RuntimeStore,
 )
 
+from ._policy import NEO_CAP, cap_record_current, policy_of
 from ._route import STORE_ERROR, STORE_UNAVAILABLE, Route
 from ._table import (
     Breaker,
@@ -93,11 +94,15 @@ class Refresher:
         self._store = store
         self._runtime = runtime
         self._options = options
+        #: Where ``BYOK_*`` base URLs are read (routes built outside the table need it).
+        self.env = options.env
         self._wake = wake
         self._flush = flush
         self._collect = collect
         self._fp_key = runtime.fingerprint_key()
         self._max_staleness = options.staleness_bound
+        #: How long after a sticky failure began a probe may go (``return: on_recovery``).
+        self._cooldown = options.breaker.cooldown
         #: ``resolve`` routes to Neo (store_unavailable) once the monotonic clock passes this.
         self.fresh_until = float("inf")
         #: Monotonic time the current store outage began; ``None`` while the store answers.
@@ -150,7 +155,14 @@ class Refresher:
             state, fingerprints = snap.state, snap.fingerprints
         health = {(h.workspace, h.provider): h for h in self._runtime.health()}
         new = Snapshot(state, version, fingerprints, health)
-        table = build_table(state, fingerprints, health, self._options.neo, self._options.env)
+        table = build_table(
+            state,
+            fingerprints,
+            health,
+            self._options.neo,
+            self._options.env,
+            sticky_probe_after=self._cooldown,
+        )
         with self._install_lock:
             self.snap, self.table = new, table
         self._fresh(started)
@@ -191,7 +203,12 @@ class Refresher:
             table = dict(self.table)
             if live is not None:
                 table[route.workspace] = workspace_entries(
-                    live.workspace, snap.fingerprints, health, self._options.neo, self._options.env
+                    live.workspace,
+                    snap.fingerprints,
+                    health,
+                    self._options.neo,
+                    self._options.env,
+                    sticky_probe_after=self._cooldown,
                 )
             self.snap = replace(snap, health=health)
             self.table = table
@@ -206,7 +223,11 @@ class Refresher:
         now = self._options.clock()
         for (name, provider), h in snap.health.items():
             current = snap.fingerprints.get((name, provider))
-            if current == h.fingerprint:
+            if provider == NEO_CAP:  # the cap's episode lasts as long as its window
+                if cap_record_current(snap, self._fp_key, name, h.fingerprint, now):
+                    continue
+                current = None
+            elif current == h.fingerprint:
                 continue
             unreadable = snap.state.unreadable.get(name)
             if unreadable is not None and (name, provider) != store_error_key(unreadable):
@@ -215,6 +236,8 @@ class Refresher:
                 continue
             if h.outcome == STORE_ERROR and unreadable is None:
                 reason = "store_rows_repaired"
+            elif provider == NEO_CAP:
+                reason = "neo_cap_window_ended"
             else:
                 reason = "provider_removed" if current is None else "credentials_changed"
             try:
@@ -317,8 +340,13 @@ class Refresher:
             return  # the common case: nothing to write
         if not self.available:
             return  # dropped: the next probe after the outage closes the breaker
+        policy = policy_of(snap, route.workspace)
         change = self._runtime.record_success(
-            route.workspace, route.provider, route.fingerprint or "", now=self._options.clock()
+            route.workspace,
+            route.provider,
+            route.fingerprint or "",
+            now=self._options.clock(),
+            recover_sticky=policy is not None and policy.return_ == "on_recovery",
         )
         self.patch(route, change)
 
@@ -346,6 +374,7 @@ class Refresher:
                 now=now,
                 lease=self._options.breaker.probe_timeout,
                 wait=PROBE_CLAIM_WAIT_S,
+                sticky_after=breaker.sticky_after,
             )
         except StoreError as exc:
             self.store_failed(exc)

@@ -21,23 +21,19 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from byokctl.errors import StoreError
 from byokctl.model import NEO
-from byokctl.store import MasterKey, Store, load_master_key, load_next_keys, open_store
-from byokctl.store.runtime import (
-    BreakerPolicy,
-    CreditUsage,
-    Period,
-    RuntimeStore,
-    open_runtime_store,
-)
+from byokctl.store import MasterKey, Store
+from byokctl.store.runtime import BreakerPolicy, CreditUsage, Period, RuntimeStore
 
 from ._ledger import CreditBuffer
 from ._notify import Notifier
+from ._open import open_stores
 from ._outcome import check_outcome, classify, unclassifiable
+from ._policy import Policies, unavailable_guard
+from ._probe import record_probe
 from ._refresh import Refresher
 from ._route import (
     PROVIDER_FAILED,
@@ -134,6 +130,9 @@ class Resolver:
             flush=self.flush,
             collect=self._ledger.collect,
         )
+        self._policies = Policies(
+            runtime, self._view, charge=self._charge, options=options, wake=self._wake
+        )
         self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._atexit)
         if options.refresh_interval is not None:
@@ -184,19 +183,9 @@ class Resolver:
             notify=notify,
             smtp=smtp,
         )
-        if master_key is None:
-            master_key = load_master_key(
-                options.env, store_url=store_url, byok_dir=Path(".byok")
-            ).key
-        # A rotation's next key (BYOK_MASTER_KEY_NEXT) is accepted for decryption, so a
-        # running resolver keeps its credentials through `byokctl store rotate-key`.
-        extra_keys = (*extra_keys, *load_next_keys(options.env))
-        store = open_store(store_url, master_key=master_key, extra_keys=extra_keys)
-        try:
-            runtime = open_runtime_store(store_url)
-        except BaseException:
-            store.close()
-            raise
+        store, runtime = open_stores(
+            store_url, options, master_key=master_key, extra_keys=extra_keys
+        )
         try:
             return cls(store, runtime, options, owns_stores=True)
         except BaseException:
@@ -223,6 +212,8 @@ class Resolver:
             return self._resolve_miss(workspace, feature)
         if entry.breaker is not None:
             return self._resolve_open(entry)
+        if entry.capped is not None:
+            return self._policies.charge_neo(entry.route, entry.capped)
         self._charge(entry.charge)
         return entry.route
 
@@ -234,7 +225,7 @@ class Resolver:
         entry = self._view.table.get(workspace, {}).get(name)
         if entry is None:
             return neo_route(workspace, name, UNKNOWN_WORKSPACE, self._neo)
-        return entry.route
+        return entry.route if entry.capped is None else self._policies.peek(entry.route)
 
     def _resolve_miss(self, workspace: str, feature: str) -> Route:
         name = canonical_feature(feature)  # ValueError for an unknown feature
@@ -248,7 +239,9 @@ class Resolver:
 
     def _resolve_unavailable(self, workspace: str, feature: str) -> Route:
         route = neo_route(workspace, canonical_feature(feature), STORE_UNAVAILABLE, self._neo)
-        if workspace in self._view.table or chargeable(workspace):
+        if workspace in self._view.table:
+            return self._policies.fallback(route)  # neo: false holds, from the last table
+        if chargeable(workspace):
             self._charge((workspace, route.feature, NEO, route.cost, 1))
         return route
 
@@ -256,6 +249,8 @@ class Resolver:
         breaker = entry.breaker
         assert breaker is not None
         if not self._view.claim_probe(breaker):
+            if entry.capped is not None:
+                return self._policies.charge_neo(entry.route, entry.capped)
             self._charge(entry.charge)
             return entry.route
         probe = breaker.probe_routes[entry.route.feature]
@@ -323,11 +318,15 @@ class Resolver:
             self._view.log_unexpected(what)
 
     def fallback(self, route: Route, failure: Classification | None = None) -> Route:
-        """The Neo route for the action that just failed on ``route`` (charged at Neo's cost)."""
+        """The Neo route for the action that just failed on ``route`` (charged at Neo's cost).
+
+        Unless the workspace's ``spec.fallback`` forbids it: then the route is
+        ``unavailable`` (``fallback_disabled:<outcome>``, or ``neo_cap_reached`` once the
+        Neo credit cap is spent), cost 0: show "AI unavailable", never call Neo.
+        """
         outcome = str(failure.outcome) if failure is not None else "unexpected"
         neo = neo_route(route.workspace, route.feature, f"{PROVIDER_FAILED}:{outcome}", self._neo)
-        self._charge((neo.workspace, neo.feature, NEO, neo.cost, 1))
-        return neo
+        return self._policies.fallback(neo)
 
     def run_with_fallback(self, workspace: str, feature: str, action: Callable[[Route], T]) -> T:
         """Run ``action`` on the workspace's route; if it raises there, report it and run it on Neo.
@@ -335,17 +334,28 @@ class Resolver:
         ``action`` receives the route (provider, model, base URL, credentials) and makes
         the request, raising on failure as httpx (``raise_for_status``) and the official
         SDKs do. The user never sees a provider's failure; a failure on Neo propagates.
+        Where policy leaves the action no route (``unavailable``), ``action`` is not
+        called: :class:`~byokctl.errors.AIUnavailableError` says why (show "AI unavailable").
         """
         route = self.resolve(workspace, feature)
-        if route.is_neo:
-            return action(route)
+        if route.is_neo or route.is_unavailable:
+            return action(unavailable_guard(route))
         try:
             result = action(route)
         except Exception as exc:
             failure = self.report(route, exc)
-            return action(self.fallback(route, failure))
+            return action(unavailable_guard(self.fallback(route, failure)))
         self.report(route, "ok")
         return result
+
+    def record_probe(
+        self, workspace: str, outcome: Outcome | Classification, *, fingerprint: str
+    ) -> Classification | None:
+        """A probe of the workspace's enabled provider, with the credentials of ``fingerprint``,
+        answered ``outcome``: recorded as a report is (see :mod:`._probe`)."""
+        return record_probe(
+            self._view, workspace, outcome, fingerprint=fingerprint, guarded=self._guarded
+        )
 
     # -- keeping the table current ----------------------------------------------------
 
@@ -406,7 +416,9 @@ class Resolver:
         if snap is None:
             return []
         episodes = self._runtime.episodes(open_only=True)
-        return workspace_statuses(snap, table, episodes, now=self._clock())
+        return workspace_statuses(
+            snap, table, episodes, now=self._clock(), remaining=self._policies.remaining
+        )
 
     def credit_usage(
         self,

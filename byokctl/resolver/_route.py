@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from byokctl.model import NEO, Secret
+from byokctl.catalog import FEATURES
+from byokctl.model import NEO, UNAVAILABLE, Secret
 
-#: The AI features, by their canonical id.
-FEATURES: Final = ("assist", "summarize", "auto_reply")
+#: ``FEATURES`` lives in the catalog (the config rules read it too); named here as before.
+__all__ = ["FEATURES", "ProviderResponse", "Route", "canonical_feature", "chargeable"]
+
 #: Spellings accepted for a feature besides its id (SPEC §8 writes "auto-reply").
 FEATURE_ALIASES: Final[Mapping[str, str]] = MappingProxyType({"auto-reply": "auto_reply"})
 
@@ -37,6 +39,11 @@ STORE_UNAVAILABLE: Final = "store_unavailable"
 STORE_ERROR: Final = "store_error"
 #: The enabled provider has no API key in the store (written outside byokctl).
 MISSING_CREDENTIALS: Final = "provider_failed:missing_credentials"
+#: ``spec.fallback.neo: false`` and the provider cannot serve: ``fallback_disabled:<outcome>``
+#: (``fallback_disabled:no_provider_enabled`` when nothing is enabled). Route ``unavailable``.
+FALLBACK_DISABLED: Final = "fallback_disabled"
+#: The workspace's Neo credit cap (``spec.fallback.max_neo_credits``) is spent for its window.
+NEO_CAP_REACHED: Final = "neo_cap_reached"
 
 
 #: A workspace name (the schema's slug): only such unknown names are charged to the ledger.
@@ -60,7 +67,9 @@ def canonical_feature(feature: str) -> str:
 class Route:
     """Where one AI action goes, why, and what it costs.
 
-    ``provider`` is a provider id or ``"neo"``. ``credentials`` holds the decrypted
+    ``provider`` is a provider id, ``"neo"``, or ``"unavailable"`` (``spec.fallback``
+    forbids Neo or its cap is spent: cost 0, no model, no credentials; the application
+    shows "AI unavailable"). ``credentials`` holds the decrypted
     secret fields as :class:`~byokctl.model.Secret` values; they never appear in
     ``repr``/``str``, and :meth:`api_key` is the one place that reveals the key.
     ``settings`` are the provider's other fields (Azure: ``api_version``,
@@ -83,6 +92,11 @@ class Route:
     def is_neo(self) -> bool:
         """Whether Neo serves this action."""
         return self.provider == NEO
+
+    @property
+    def is_unavailable(self) -> bool:
+        """Whether no AI serves this action (policy forbids Neo, or its cap is spent)."""
+        return self.provider == UNAVAILABLE
 
     def api_key(self) -> str | None:
         """The plaintext API key (``None`` on Neo). Call it only where the request is made."""

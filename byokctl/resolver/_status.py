@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from byokctl.model import NEO
+from byokctl.model import DEFAULT_FALLBACK, FallbackPolicy
 from byokctl.store.runtime import Episode
 
 from ._refresh import Snapshot
@@ -24,6 +24,10 @@ class WorkspaceStatus:
     reason: str
     since: float
     episodes: tuple[Episode, ...] = field(default=())
+    #: The workspace's ``spec.fallback`` (the default for an unreadable one).
+    fallback: FallbackPolicy = DEFAULT_FALLBACK
+    #: Neo credits left in the cap's current window; ``None`` without a cap.
+    neo_credits_left: int | None = None
 
 
 def workspace_statuses(
@@ -32,6 +36,7 @@ def workspace_statuses(
     open_episodes: Iterable[Episode],
     *,
     now: float,
+    remaining: Callable[[str, FallbackPolicy], int | None] = lambda _w, _p: None,
 ) -> list[WorkspaceStatus]:
     """Every workspace of ``snap``, sorted by name: its route in ``table`` and its episodes."""
     episodes: dict[str, list[Episode]] = {}
@@ -41,7 +46,11 @@ def workspace_statuses(
     for name, live in snap.state.workspaces.items():
         route = table[name][FEATURES[0]].route
         since = live.updated_at.timestamp()
-        if route.reason != BYOK and route.provider == NEO and live.workspace.enabled:
+        if (
+            route.reason != BYOK
+            and route.provider != live.workspace.enabled
+            and live.workspace.enabled
+        ):
             h = snap.health.get((name, live.workspace.enabled))
             since = h.since if h is not None else since
         out.append(
@@ -53,6 +62,8 @@ def workspace_statuses(
                 reason=route.reason,
                 since=since,
                 episodes=tuple(episodes.get(name, ())),
+                fallback=live.workspace.fallback,
+                neo_credits_left=remaining(name, live.workspace.fallback),
             )
         )
     for name, ws in snap.state.unreadable.items():

@@ -18,9 +18,18 @@ from dataclasses import dataclass
 from typing import Final
 
 from byokctl.catalog import PROVIDERS, SANDBOX_URL_ENV, operator_base_url
-from byokctl.model import NEO, LiveState, ProviderConfig, UnreadableWorkspace, Workspace
-from byokctl.store.runtime import HealthRecord
+from byokctl.model import (
+    NEO,
+    UNAVAILABLE,
+    FallbackPolicy,
+    LiveState,
+    ProviderConfig,
+    UnreadableWorkspace,
+    Workspace,
+)
+from byokctl.store.runtime import NEVER_RECOVERS, HealthRecord
 
+from ._policy import disabled_reason, unavailable_route
 from ._route import (
     BYOK,
     BYOK_COST,
@@ -54,7 +63,15 @@ class Neo:
 class Breaker:
     """An open breaker as one resolver sees it (mutable: ``retry_at`` moves on each claim)."""
 
-    __slots__ = ("fingerprint", "lock", "probe_routes", "provider", "retry_at", "workspace")
+    __slots__ = (
+        "fingerprint",
+        "lock",
+        "probe_routes",
+        "provider",
+        "retry_at",
+        "sticky_after",
+        "workspace",
+    )
 
     def __init__(
         self,
@@ -64,6 +81,9 @@ class Breaker:
         retry_at: float,
         probe_routes: Mapping[str, Route],
     ) -> None:
+        #: Set for a sticky failure probed under ``return: on_recovery``: the probe may
+        #: come this many seconds after the failure began (the breaker's cooldown).
+        self.sticky_after: float | None = None
         self.workspace = workspace
         self.provider = provider
         self.fingerprint = fingerprint
@@ -76,11 +96,16 @@ class Breaker:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One (workspace, feature) cell: the route, its ledger charge, and a breaker if open."""
+    """One (workspace, feature) cell: the route, its ledger charge, and a breaker if open.
+
+    ``capped``: the workspace's policy, on a Neo entry whose spend is capped
+    (``max_neo_credits``): the resolver asks :mod:`._policy` before charging it.
+    """
 
     route: Route
     charge: Charge
     breaker: Breaker | None = None
+    capped: FallbackPolicy | None = None
 
 
 def fingerprint(config: ProviderConfig, key: bytes) -> str:
@@ -90,12 +115,14 @@ def fingerprint(config: ProviderConfig, key: bytes) -> str:
     failure ends when any of them changes through apply, because each can be its cause
     (a revoked key, a deleted deployment, a retired model).
     """
-    doc = {
+    doc: dict[str, object] = {
         "provider": config.provider,
         "model": config.model,
         "settings": dict(config.settings),
         "secrets": {f: s.fingerprint(key) for f, s in config.secrets.items()},
     }
+    if config.models:  # absent when empty: fingerprints from before per-feature models hold
+        doc["models"] = dict(config.models)
     data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     return hmac.new(key, data, hashlib.sha256).hexdigest()[:32]
 
@@ -123,6 +150,18 @@ def _neo_entry(workspace: str, feature: str, reason: str, neo: Neo) -> Entry:
     return Entry(route, (workspace, feature, NEO, route.cost, 1))
 
 
+def _fallback_entry(ws: Workspace, feature: str, reason: str, neo: Neo) -> Entry:
+    """Where an action goes when the provider cannot serve: Neo, or what the policy says."""
+    policy = ws.fallback
+    if not policy.neo:
+        route = unavailable_route(ws.name, feature, disabled_reason(reason))
+        return Entry(route, (ws.name, feature, UNAVAILABLE, 0, 1))
+    entry = _neo_entry(ws.name, feature, reason, neo)
+    if policy.max_neo_credits is not None:
+        return Entry(entry.route, entry.charge, capped=policy)
+    return entry
+
+
 def _byok_route(
     ws: Workspace, cfg: ProviderConfig, feature: str, fp: str, *, url: str | None, reason: str
 ) -> Route:
@@ -130,7 +169,7 @@ def _byok_route(
         workspace=ws.name,
         feature=feature,
         provider=cfg.provider,
-        model=cfg.model,
+        model=cfg.model_for(feature),
         base_url=url,
         reason=reason,
         cost=BYOK_COST,
@@ -147,16 +186,24 @@ def workspace_entries(
     health: Mapping[HealthKey, HealthRecord],
     neo: Neo,
     env: Mapping[str, str],
+    *,
+    sticky_probe_after: float = 30.0,
 ) -> dict[str, Entry]:
-    """Every feature's entry for one workspace (aliases included)."""
+    """Every feature's entry for one workspace (aliases included).
+
+    Where the provider cannot serve, the workspace's ``spec.fallback`` decides: Neo,
+    Neo under a cap, or ``unavailable``. With ``return: on_recovery`` a sticky failure
+    (not ``invalid_key``) is probed like an open breaker, ``sticky_probe_after`` seconds
+    after it began.
+    """
     entries: dict[str, Entry] = {}
     cfg = ws.enabled_provider
     for feature in FEATURES:
         if cfg is None:
-            entries[feature] = _neo_entry(ws.name, feature, NO_PROVIDER_ENABLED, neo)
+            entries[feature] = _fallback_entry(ws, feature, NO_PROVIDER_ENABLED, neo)
             continue
         if "api_key" not in cfg.secrets:
-            entries[feature] = _neo_entry(ws.name, feature, MISSING_CREDENTIALS, neo)
+            entries[feature] = _fallback_entry(ws, feature, MISSING_CREDENTIALS, neo)
             continue
         fp = fingerprints[(ws.name, cfg.provider)]
         url = base_url(cfg, env)
@@ -169,9 +216,9 @@ def workspace_entries(
         elif h.status == "sticky":
             # A health row that does not decode fails closed as a sticky store_error.
             reason = STORE_ERROR if h.outcome == STORE_ERROR else f"{PROVIDER_FAILED}:{h.outcome}"
-            entries[feature] = _neo_entry(ws.name, feature, reason, neo)
+            entries[feature] = _fallback_entry(ws, feature, reason, neo)
         else:
-            entries[feature] = _neo_entry(ws.name, feature, f"{CIRCUIT_OPEN}:{h.outcome}", neo)
+            entries[feature] = _fallback_entry(ws, feature, f"{CIRCUIT_OPEN}:{h.outcome}", neo)
     if cfg is not None and (h_open := _open(ws, cfg, fingerprints, health)) is not None:
         fp = fingerprints[(ws.name, cfg.provider)]
         url = base_url(cfg, env)
@@ -179,10 +226,16 @@ def workspace_entries(
             f: _byok_route(ws, cfg, f, fp, url=url, reason=f"{CIRCUIT_PROBE}:{h_open.outcome}")
             for f in FEATURES
         }
-        retry_at = max(h_open.open_until or 0.0, h_open.probe_until or 0.0)
+        sticky = h_open.status == "sticky"
+        retry_at = max(
+            (h_open.since + sticky_probe_after) if sticky else (h_open.open_until or 0.0),
+            h_open.probe_until or 0.0,
+        )
         breaker = Breaker(ws.name, cfg.provider, fp, retry_at, probes)
+        breaker.sticky_after = sticky_probe_after if sticky else None
         for f in FEATURES:
-            entries[f] = Entry(entries[f].route, entries[f].charge, breaker)
+            e = entries[f]
+            entries[f] = Entry(e.route, e.charge, breaker, e.capped)
     for alias, feature in FEATURE_ALIASES.items():
         entries[alias] = entries[feature]
     return entries
@@ -197,9 +250,17 @@ def _open(
     if "api_key" not in cfg.secrets:
         return None
     h = health.get((ws.name, cfg.provider))
-    if h is None or h.status != "open" or h.fingerprint != fingerprints[(ws.name, cfg.provider)]:
+    if h is None or h.fingerprint != fingerprints[(ws.name, cfg.provider)]:
         return None
-    return h
+    if h.status == "open":
+        return h
+    if (
+        h.status == "sticky"
+        and ws.fallback.return_ == "on_recovery"
+        and h.outcome not in (NEVER_RECOVERS, STORE_ERROR)
+    ):
+        return h  # probed like a breaker: a success closes the episode
+    return None
 
 
 #: The "provider" an unreadable workspace's failure is recorded under. Not a real
@@ -253,10 +314,14 @@ def build_table(
     health: Mapping[HealthKey, HealthRecord],
     neo: Neo,
     env: Mapping[str, str],
+    *,
+    sticky_probe_after: float = 30.0,
 ) -> dict[str, dict[str, Entry]]:
     """The whole routing table: ``table[workspace][feature] -> Entry``."""
     table = {
-        name: workspace_entries(live.workspace, fingerprints, health, neo, env)
+        name: workspace_entries(
+            live.workspace, fingerprints, health, neo, env, sticky_probe_after=sticky_probe_after
+        )
         for name, live in state.workspaces.items()
     }
     for name in state.unreadable:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from byokctl.errors import LockHeldError, StalePlanError, StoreError
 from byokctl.model import (
+    FallbackPolicy,
     LiveState,
     LiveWorkspace,
     ProviderConfig,
@@ -29,10 +30,11 @@ from byokctl.model import (
 from ._keys import Keyring, MasterKey
 from ._types import AuditChange, AuditEntry, LockInfo, WorkspaceWrite
 
-#: ``(name, notify JSON, enabled, applied digest, updated at, updated by)``
-WorkspaceRow = tuple[str, str, str | None, bytes | None, str | datetime, str]
-#: ``(workspace, provider, model, settings JSON)``
-ProviderRow = tuple[str, str, str, str]
+#: ``(name, notify JSON, enabled, applied digest, updated at, updated by, fallback JSON)``;
+#: the fallback policy is ``NULL`` for the default (and in rows written before schema 5).
+WorkspaceRow = tuple[str, str, str | None, bytes | None, str | datetime, str, str | None]
+#: ``(workspace, provider, model, settings JSON, models JSON)``; models ``NULL``: none.
+ProviderRow = tuple[str, str, str, str, str | None]
 #: ``(workspace, provider, field, key id, nonce, ciphertext)``
 SecretRow = tuple[str, str, str, str, bytes, bytes]
 
@@ -43,20 +45,30 @@ def secret_aad(workspace: str, provider: str, field: str) -> bytes:
 
 
 def canonical(workspace: Workspace, fingerprint_key: bytes) -> bytes:
-    """A canonical encoding of a workspace; secrets appear only as keyed fingerprints."""
-    doc = {
+    """A canonical encoding of a workspace; secrets appear only as keyed fingerprints.
+
+    A default fallback policy and an empty ``models`` map are left out, so a workspace
+    without them encodes (and digests) as it did before they existed: a store written
+    then shows no drift now.
+    """
+    providers: dict[str, dict[str, object]] = {}
+    for pid, cfg in workspace.providers.items():
+        entry: dict[str, object] = {
+            "model": cfg.model,
+            "settings": dict(cfg.settings),
+            "secrets": {f: s.fingerprint(fingerprint_key) for f, s in cfg.secrets.items()},
+        }
+        if cfg.models:
+            entry["models"] = dict(cfg.models)
+        providers[pid] = entry
+    doc: dict[str, object] = {
         "name": workspace.name,
         "notify": list(workspace.notify),
         "enabled": workspace.enabled,
-        "providers": {
-            pid: {
-                "model": cfg.model,
-                "settings": dict(cfg.settings),
-                "secrets": {f: s.fingerprint(fingerprint_key) for f, s in cfg.secrets.items()},
-            }
-            for pid, cfg in workspace.providers.items()
-        },
+        "providers": providers,
     }
+    if not workspace.fallback.is_default:
+        doc["fallback"] = workspace.fallback.fields()
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -107,7 +119,7 @@ class EncodedWrites:
     """Writes turned into rows: deletes, workspace rows, upserted names, providers, secrets."""
 
     deletes: list[tuple[str]]
-    workspaces: list[tuple[str, str, str | None, bytes | None, str, str]]
+    workspaces: list[tuple[str, str, str | None, bytes | None, str, str, str | None]]
     upserted: list[tuple[str]]
     providers: list[ProviderRow]
     secrets: list[SecretRow]
@@ -130,10 +142,13 @@ def encode_writes(
             continue
         digest = workspace_digest(ws, key.digest_key) if managed else None
         notify = json.dumps(list(ws.notify))
-        enc.workspaces.append((ws.name, notify, ws.enabled, digest, stamp, who))
+        policy = None if ws.fallback.is_default else json.dumps(ws.fallback.fields())
+        enc.workspaces.append((ws.name, notify, ws.enabled, digest, stamp, who, policy))
         enc.upserted.append((ws.name,))
         for pid, cfg in ws.providers.items():
-            enc.providers.append((ws.name, pid, cfg.model, json.dumps(dict(cfg.settings))))
+            models = json.dumps(dict(cfg.models)) if cfg.models else None
+            settings = json.dumps(dict(cfg.settings))
+            enc.providers.append((ws.name, pid, cfg.model, settings, models))
             for field, secret in cfg.secrets.items():
                 nonce, ct = key.encrypt(secret.reveal().encode(), secret_aad(ws.name, pid, field))
                 enc.secrets.append((ws.name, pid, field, key.key_id, nonce, ct))
@@ -181,7 +196,7 @@ def decode_rows(rows: ConfigRows, keyring: Keyring) -> DecodedRows:
             problems.setdefault(ws_name, exc.message)
     providers: dict[str, dict[str, ProviderConfig]] = {}
     for provider_row in rows.providers:
-        ws_name, pid, model, settings = provider_row
+        ws_name, pid, model, settings, models = provider_row
         raw.setdefault(ws_name, []).append(provider_row)
         row = f"provider {pid!r} of workspace {ws_name!r}"
         try:
@@ -190,12 +205,13 @@ def decode_rows(rows: ConfigRows, keyring: Keyring) -> DecodedRows:
                 model=model,
                 settings=_settings(settings, row),
                 secrets=secrets.get((ws_name, pid), {}),
+                models={} if models is None else _strings(models, row, "models"),
             )
         except StoreError as exc:
             problems.setdefault(ws_name, exc.message)
     out = DecodedRows({}, {})
     for ws_row in rows.workspaces:
-        name, notify, enabled, applied, updated_at, updated_by = ws_row
+        name, notify, enabled, applied, updated_at, updated_by, policy = ws_row
         row = f"workspace {name!r}"
         problem = problems.get(name)
         if problem is None:
@@ -205,6 +221,7 @@ def decode_rows(rows: ConfigRows, keyring: Keyring) -> DecodedRows:
                     notify=_notify(notify, row),
                     enabled=enabled,
                     providers=providers.get(name, {}),
+                    fallback=_fallback(policy, row),
                 )
                 updated = _timestamp(updated_at, row, "updated_at")
             except StoreError as exc:
@@ -273,11 +290,30 @@ def _json(text: str, row: str, column: str, expected: str) -> object:
 
 def _settings(text: str, row: str) -> dict[str, str]:
     """A provider's settings: a JSON object of strings (what :func:`encode_writes` writes)."""
+    return _strings(text, row, "settings")
+
+
+def _strings(text: str, row: str, column: str) -> dict[str, str]:
+    """A JSON object of strings (settings, per-feature models)."""
     expected = "a JSON object of strings"
-    value = _json(text, row, "settings", expected)
+    value = _json(text, row, column, expected)
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise malformed_row(row, "settings", expected)
+        raise malformed_row(row, column, expected)
     return value
+
+
+def _fallback(text: str | None, row: str) -> FallbackPolicy:
+    """A workspace's fallback policy; ``NULL`` is the default (rows before schema 5)."""
+    if text is None:
+        return FallbackPolicy()
+    expected = "a fallback policy (a JSON object)"
+    value = _json(text, row, "fallback", expected)
+    if not isinstance(value, dict):
+        raise malformed_row(row, "fallback", expected)
+    try:
+        return FallbackPolicy.from_fields(value)
+    except (TypeError, ValueError):
+        raise malformed_row(row, "fallback", expected) from None
 
 
 def _notify(text: str, row: str) -> tuple[str, ...]:

@@ -38,7 +38,8 @@ OPENING = "open the store"
 #: is how its changes become drift.
 UPSERT_WORKSPACE_UNMANAGED = (
     " ON CONFLICT (name) DO UPDATE SET notify = excluded.notify, enabled = excluded.enabled,"
-    " updated_at = excluded.updated_at, updated_by = excluded.updated_by"
+    " updated_at = excluded.updated_at, updated_by = excluded.updated_by,"
+    " fallback = excluded.fallback"
 )
 UPSERT_WORKSPACE_MANAGED = UPSERT_WORKSPACE_UNMANAGED + ", applied_digest = excluded.applied_digest"
 

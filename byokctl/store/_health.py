@@ -21,6 +21,7 @@ from typing import Any, Final, Protocol, TypeVar
 # Public in byokctl.store.runtime now; both names stay importable here, their old and
 # private place, until the resolver imports them from there (the alias re-exports).
 from ._runtime import (
+    NEVER_RECOVERS,
     BreakerPolicy,
     CreditUsage,
     Episode,
@@ -118,23 +119,51 @@ def decide_failure(
     return HealthDecision(ws, prov, new, True, (), f, changed=True)
 
 
+def recoverable(h: HealthRecord, recover_sticky: bool) -> bool:
+    """Whether a success may close this record: an open breaker, or (on_recovery) sticky."""
+    if h.status == "open":
+        return True
+    return recover_sticky and h.status == "sticky" and h.outcome != NEVER_RECOVERS
+
+
 def decide_success(
-    h: HealthRecord | None, workspace: str, provider: str, fingerprint: str, *, now: float
+    h: HealthRecord | None,
+    workspace: str,
+    provider: str,
+    fingerprint: str,
+    *,
+    now: float,
+    recover_sticky: bool = False,
 ) -> HealthDecision:
-    """A success closes an open breaker for this fingerprint; anything else stays as it is."""
-    if h is None or h.fingerprint != fingerprint or h.status != "open":
+    """A success closes an open breaker for this fingerprint; anything else stays as it is.
+
+    ``recover_sticky`` (the workspace's ``spec.fallback.return: on_recovery``): it closes
+    a sticky record too, unless its outcome is ``invalid_key``.
+    """
+    if h is None or h.fingerprint != fingerprint or not recoverable(h, recover_sticky):
         return HealthDecision(workspace, provider, h)
     new = HealthRecord(workspace, provider, fingerprint, "ok", None, 0, None, None, None, now, None)
     return HealthDecision(workspace, provider, new, True, ("recovered",), changed=True)
 
 
 def decide_probe(
-    h: HealthRecord | None, fingerprint: str, *, now: float, lease: float
+    h: HealthRecord | None,
+    fingerprint: str,
+    *,
+    now: float,
+    lease: float,
+    sticky_after: float | None = None,
 ) -> tuple[ProbeGrant, HealthRecord | None]:
-    """Whether to grant the half-open probe, and the record to write when granted."""
-    if h is None or h.fingerprint != fingerprint or h.status != "open":
+    """Whether to grant the half-open probe, and the record to write when granted.
+
+    ``sticky_after`` (``return: on_recovery``): a sticky record (not ``invalid_key``) gets
+    a probe too, from ``since + sticky_after`` on, one lease at a time.
+    """
+    if h is None or h.fingerprint != fingerprint or not recoverable(h, sticky_after is not None):
         # The caller's view is stale; its next refresh brings the truth.
         return ProbeGrant(False, now), None
+    if h.status == "sticky" and sticky_after is not None and h.since + sticky_after > now:
+        return ProbeGrant(False, h.since + sticky_after), None
     if h.open_until is not None and h.open_until > now:
         return ProbeGrant(False, h.open_until), None
     if h.probe_until is not None and h.probe_until > now:

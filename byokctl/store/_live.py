@@ -96,13 +96,14 @@ def _load(db: Database, tx: Tx) -> ConfigRows:
             Any,
             tx.all(
                 f"SELECT name, {json('notify')}, enabled, applied_digest, updated_at,"  # noqa: S608
-                " updated_by FROM workspaces"
+                f" updated_by, {json('fallback')} FROM workspaces"
             ),
         ),
         providers=cast(
             Any,
             tx.all(
-                f"SELECT workspace, provider, model, {json('settings')} FROM provider_configs"  # noqa: S608
+                f"SELECT workspace, provider, model, {json('settings')}, {json('models')}"  # noqa: S608
+                " FROM provider_configs"
             ),
         ),
         secrets=cast(

@@ -227,6 +227,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         postgresql=(),
     ),
+    Migration(
+        5,
+        "fallback policy per workspace, a model per feature",
+        # NULL means what a store written before this version means: the seed's policy
+        # (Neo until the credentials change) and one model for every feature. The Neo
+        # credit cap is counted from the credit ledger itself (see resolver/_policy), so
+        # it needs no table; its index makes the count one range scan per workspace.
+        sqlite=(
+            "ALTER TABLE workspaces ADD COLUMN fallback TEXT",
+            "ALTER TABLE provider_configs ADD COLUMN models TEXT",
+            "CREATE INDEX credit_ledger_workspace_route_at ON credit_ledger (workspace, route, at)",
+        ),
+        postgresql=(
+            "ALTER TABLE workspaces ADD COLUMN fallback JSONB",
+            "ALTER TABLE provider_configs ADD COLUMN models JSONB",
+            "CREATE INDEX credit_ledger_workspace_route_at ON credit_ledger (workspace, route, at)",
+        ),
+    ),
 )
 
 #: The table that records the applied versions, created before the first migration.
@@ -249,7 +267,8 @@ def pending_migrations(applied: Collection[int], *, store: str) -> list[Migratio
     if applied and max(applied) > LATEST_VERSION:
         raise StoreError(
             f"the store {store} has schema version {max(applied)}, newer than "
-            f"this byokctl knows ({LATEST_VERSION})",
-            hint="upgrade byokctl",
+            f"this byokctl knows ({LATEST_VERSION}): a newer byokctl migrated it, and "
+            "this one would misread what it added",
+            hint="upgrade byokctl (downgrading a store is not supported); nothing was changed",
         )
     return [m for m in MIGRATIONS if m.version not in applied]

@@ -74,13 +74,14 @@ _PERIOD_FORMATS: Final[dict[str, str]] = {"day": "YYYY-MM-DD", "month": "YYYY-MM
 # Each statement writes all its rows at once from arrays (one round trip per table, not
 # per row): a 10,000-workspace apply is a handful of statements.
 _INSERT_WORKSPACES: Final = (
-    "INSERT INTO workspaces (name, notify, enabled, applied_digest, updated_at, updated_by)"
-    " SELECT * FROM unnest(%s::text[], %s::text[]::jsonb[], %s::text[], %s::bytea[],"
-    " %s::text[]::timestamptz[], %s::text[])"
+    "INSERT INTO workspaces (name, notify, enabled, applied_digest, updated_at, updated_by,"
+    " fallback) SELECT * FROM unnest(%s::text[], %s::text[]::jsonb[], %s::text[], %s::bytea[],"
+    " %s::text[]::timestamptz[], %s::text[], %s::text[]::jsonb[])"
 )
 _INSERT_PROVIDERS: Final = (
-    "INSERT INTO provider_configs (workspace, provider, model, settings)"
-    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]::jsonb[])"
+    "INSERT INTO provider_configs (workspace, provider, model, settings, models)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]::jsonb[],"
+    " %s::text[]::jsonb[])"
 )
 _INSERT_CIPHERTEXTS: Final = (
     "INSERT INTO provider_secrets (workspace, provider, field, key_id, nonce, ciphertext)"

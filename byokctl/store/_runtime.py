@@ -73,6 +73,11 @@ class BreakerPolicy:
             raise ValueError("breaker window, cooldown and probe timeout must be positive")
 
 
+#: The one sticky outcome a successful probe never clears (``return: on_recovery``): a
+#: key the provider refused stays refused until it is replaced.
+NEVER_RECOVERS: Final = "invalid_key"
+
+
 @dataclass(frozen=True)
 class HealthRecord:
     """A provider's runtime health in one workspace, for one credential fingerprint."""
@@ -210,11 +215,19 @@ class RuntimeStore(Protocol):
         ...
 
     def record_success(
-        self, workspace: str, provider: str, fingerprint: str, *, now: float
+        self,
+        workspace: str,
+        provider: str,
+        fingerprint: str,
+        *,
+        now: float,
+        recover_sticky: bool = False,
     ) -> HealthChange:
         """A success for this fingerprint closes an open breaker and its episode (``recovered``).
 
-        A sticky record is left alone: only new credentials clear it.
+        A sticky record is left alone: only new credentials clear it; with
+        ``recover_sticky`` (``spec.fallback.return: on_recovery``) it closes too, unless
+        its outcome is ``invalid_key``.
         """
         ...
 
@@ -227,8 +240,12 @@ class RuntimeStore(Protocol):
         now: float,
         lease: float,
         wait: float | None = None,
+        sticky_after: float | None = None,
     ) -> ProbeGrant:
         """Grant the one probe of an open breaker whose cooldown has passed (compare-and-set).
+
+        ``sticky_after`` (``return: on_recovery``): a sticky record other than
+        ``invalid_key`` is probed too, ``sticky_after`` seconds after it began.
 
         ``wait``: wait at most about this long for another writer's lock (the resolver
         asks on an application thread); when the store is busy that long the answer is
@@ -273,6 +290,14 @@ class RuntimeStore(Protocol):
 
     def append_credits(self, entries: Sequence[CreditEntry]) -> None:
         """Append ledger entries in one transaction."""
+        ...
+
+    def charge_neo_capped(self, entry: CreditEntry, *, cap: int, since: float) -> int | None:
+        """Append ``entry`` if the workspace's credits on its route since ``since`` fit ``cap``.
+
+        Atomic across processes and hosts. Returns the credits spent since ``since``
+        including this entry, or ``None`` (nothing written) when it would pass ``cap``.
+        """
         ...
 
     def credit_usage(

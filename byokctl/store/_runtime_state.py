@@ -189,12 +189,20 @@ class RuntimeState:
             return write_decision(self, tx, decide_failure(h, failure, now=now, policy=policy), now)
 
     def record_success(
-        self, workspace: str, provider: str, fingerprint: str, *, now: float
+        self,
+        workspace: str,
+        provider: str,
+        fingerprint: str,
+        *,
+        now: float,
+        recover_sticky: bool = False,
     ) -> HealthChange:
-        """Close an open breaker for this fingerprint; sticky records stay."""
+        """Close an open breaker for this fingerprint; sticky records only if ``recover_sticky``."""
         with self._tx("record a recovery") as tx:
             h = self._row(tx, workspace, provider)
-            decision = decide_success(h, workspace, provider, fingerprint, now=now)
+            decision = decide_success(
+                h, workspace, provider, fingerprint, now=now, recover_sticky=recover_sticky
+            )
             return write_decision(self, tx, decision, now)
 
     def claim_probe(
@@ -206,12 +214,17 @@ class RuntimeState:
         now: float,
         lease: float,
         wait: float | None = None,
+        sticky_after: float | None = None,
     ) -> ProbeGrant:
         """Grant the half-open probe to exactly one caller (a refusal if busy for ``wait`` s)."""
         try:
             with self._tx("claim a probe", wait=wait) as tx:
                 grant, new = decide_probe(
-                    self._row(tx, workspace, provider), fingerprint, now=now, lease=lease
+                    self._row(tx, workspace, provider),
+                    fingerprint,
+                    now=now,
+                    lease=lease,
+                    sticky_after=sticky_after,
                 )
                 if new is not None:
                     self._put(tx, new, now)
@@ -313,6 +326,39 @@ class RuntimeState:
                     for e in entries
                 ],
             )
+
+    def charge_neo_capped(self, entry: CreditEntry, *, cap: int, since: float) -> int | None:
+        """Append ``entry`` only if the workspace's Neo credits since ``since`` stay within ``cap``.
+
+        Counted from the ledger and written in one transaction, serialised per workspace
+        across every process and host: of racing callers, the ones that fit get through.
+        Returns the Neo credits spent since ``since`` with this entry, or ``None`` (not
+        written) when it would pass the cap.
+        """
+        with self._tx("charge capped Neo credits") as tx:
+            self._db.serialize(tx, f"{entry.workspace}\0neo-cap")
+            spent = int(
+                tx.value(
+                    "SELECT COALESCE(SUM(credits), 0) FROM credit_ledger"
+                    " WHERE workspace = ? AND route = ? AND at >= ?",
+                    (entry.workspace, entry.route, stamp(since)),
+                )
+            )
+            if spent + entry.credits > cap:
+                return None
+            tx.execute(
+                "INSERT INTO credit_ledger (workspace, feature, route, actions, credits, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    entry.workspace,
+                    entry.feature,
+                    entry.route,
+                    entry.actions,
+                    entry.credits,
+                    stamp(entry.at),
+                ),
+            )
+            return spent + entry.credits
 
     def credit_usage(
         self,

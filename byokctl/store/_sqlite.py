@@ -59,8 +59,8 @@ _SQLITE_LOCKED: Final = 6
 _PERIOD_CHARS: Final[dict[str, int]] = {"day": 10, "month": 7}
 
 _INSERT_WORKSPACE: Final = (
-    "INSERT INTO workspaces (name, notify, enabled, applied_digest, updated_at, updated_by)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO workspaces (name, notify, enabled, applied_digest, updated_at, updated_by,"
+    " fallback) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -260,8 +260,8 @@ class SQLiteDatabase:
         # Replace each upserted workspace's providers wholesale (secrets cascade).
         tx.executemany("DELETE FROM provider_configs WHERE workspace = ?", enc.upserted)
         tx.executemany(
-            "INSERT INTO provider_configs (workspace, provider, model, settings)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT INTO provider_configs (workspace, provider, model, settings, models)"
+            " VALUES (?, ?, ?, ?, ?)",
             enc.providers,
         )
         tx.executemany(

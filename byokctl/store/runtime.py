@@ -18,6 +18,7 @@ from collections.abc import Callable
 from ._registry import BACKENDS, open_runtime_store
 from ._runtime import (
     MAX_RETRY_AFTER_S,
+    NEVER_RECOVERS,
     BreakerPolicy,
     ChangeFeed,
     ChangeSource,
@@ -36,6 +37,7 @@ from ._runtime import (
 
 __all__ = [
     "MAX_RETRY_AFTER_S",
+    "NEVER_RECOVERS",
     "RUNTIME_BACKENDS",
     "BreakerPolicy",
     "ChangeFeed",

@@ -374,17 +374,24 @@ def judge(provider: str, config: ProviderConfig, listed: ModelList) -> Classific
         return Classification(
             Outcome.OK, sanitize(f"deployment {deployment} exists; {config.model} is offered")
         )
-    if not model_available(provider, config.model, listed.models):
-        close = difflib.get_close_matches(config.model, listed.models, n=3, cutoff=0.5)
+    # The default model first, then each feature's own (spec.providers.<p>.models).
+    for feature, model in (("", config.model), *sorted(config.models.items())):
+        if model_available(provider, model, listed.models):
+            continue
+        close = difflib.get_close_matches(model, listed.models, n=3, cutoff=0.5)
         hint = f"; closest: {', '.join(close)}" if close else ""
+        whose = f"{model} (the {feature} model)" if feature else model
         return Classification(
             Outcome.MODEL_NOT_AVAILABLE,
             sanitize(
-                f"{name}: {config.model} is not among the {len(listed.models)} models "
+                f"{name}: {whose} is not among the {len(listed.models)} models "
                 f"this key can use{hint}"
             ),
         )
+    extra = (
+        f" and the models for {', '.join(sorted(config.models))} are" if config.models else " is"
+    )
     return Classification(
         Outcome.OK,
-        sanitize(f"{config.model} is available ({len(listed.models)} models for this key)"),
+        sanitize(f"{config.model}{extra} available ({len(listed.models)} models for this key)"),
     )

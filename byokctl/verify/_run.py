@@ -121,7 +121,15 @@ async def _verify_one(ctx: _Context, config: ProviderConfig) -> Verified:
     if ctx.cache is not None and ctx.cache.enabled:
         try:
             fingerprint = ctx.cache.fingerprint(
-                provider, key, endpoint.base_url, {"model": config.model, **config.settings}
+                provider,
+                key,
+                endpoint.base_url,
+                {
+                    "model": config.model,
+                    **config.settings,
+                    # absent when empty: entries cached before per-feature models still hit
+                    **{f"models.{f}": m for f, m in config.models.items()},
+                },
             )
         except OSError:
             fingerprint = None  # an unwritable cache only costs the provider calls
@@ -157,6 +165,7 @@ def _identity(config: ProviderConfig) -> tuple[object, ...]:
         config.model,
         tuple(config.settings.items()),
         tuple(config.secrets.items()),
+        tuple(config.models.items()),
     )
 
 

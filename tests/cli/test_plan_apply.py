@@ -185,6 +185,42 @@ def test_import_round_trips_to_an_adopting_plan(
     assert "refusing to overwrite" in err
 
 
+def test_import_writes_back_the_fallback_policy_and_per_feature_models(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from byokctl.model import FallbackPolicy, ProviderConfig, Secret, Workspace
+    from byokctl.store import MasterKey, open_store
+
+    key = MasterKey.from_base64(os.environ["BYOK_MASTER_KEY"], source="test")
+    policy = FallbackPolicy(neo=True, max_neo_credits=250, per="day", return_="on_recovery")
+    legacy = Workspace(
+        name="legacy",
+        notify=("admin@legacy.example",),
+        enabled="deepseek",
+        providers={
+            "deepseek": ProviderConfig(
+                "deepseek",
+                "deepseek-chat",
+                secrets={"api_key": Secret(CANARY_C)},
+                models={"summarize": "deepseek-reasoner"},
+            )
+        },
+        fallback=policy,
+    )
+    with open_store(os.environ["BYOK_STORE"], master_key=key) as store:
+        store.put_unmanaged(legacy, updated_by="settings page")
+    code, out, err = run(capsys, "import", "legacy")
+    assert code == 0, err
+    written = (repo.workspaces / "legacy.yaml").read_text()
+    assert "max_neo_credits: 250" in written and "return: on_recovery" in written
+    assert "summarize: deepseek-reasoner" in written
+    assert_no_canary(written, out, err)
+    code, out, err = run(capsys, "plan", "--no-verify", "--detailed-exitcode", "--target", "legacy")
+    assert code == 2, err
+    assert "adopt" in out and "fallback" not in out and "models" not in out
+    assert "Plan: 0 to add, 0 to change, 0 to destroy." in out
+
+
 def test_rotate_key_with_a_new_key_file(
     repo: Repo, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

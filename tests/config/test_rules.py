@@ -225,3 +225,35 @@ def test_secret_that_is_not_a_string(tmp_path: Path) -> None:
     providers = f"    openai:\n      model: gpt-4o\n      api_key:\n        - {ENC}\n"
     found = run(tmp_path, a=workspace(providers=providers))
     assert [f[3] for f in found] == ["secret-not-a-string"]
+
+
+def test_a_model_per_feature_warns_on_unknown_features_and_models(tmp_path: Path) -> None:
+    providers = (
+        "    openai:\n      model: gpt-4o\n      models:\n"
+        "        summarise: gpt-4o-mini\n"  # line 12: a misspelt feature
+        "        auto_reply: gpt-4o-mni\n"  # line 13: a misspelt model
+        "        assist: gpt-4.1\n"
+        f"      api_key: {ENC}\n"
+    )
+    (tmp_path / "a.yaml").write_text(workspace(providers=providers))
+    result = validate_paths([str(tmp_path)])
+    assert result.ok  # warnings: the provider's own list decides at plan time
+    found = {(d.rule, d.severity, d.line, d.column): d.hint for d in result.diagnostics}
+    assert set(found) == {
+        ("unknown-feature", Severity.WARNING, 12, 9),
+        ("unknown-model", Severity.WARNING, 13, 9),
+    }
+    assert found["unknown-feature", Severity.WARNING, 12, 9] == "did you mean summarize?"
+    assert "gpt-4o-mini" in str(found["unknown-model", Severity.WARNING, 13, 9])
+
+
+def test_fallback_is_checked_by_the_schema_and_a_cap_without_neo_warns(tmp_path: Path) -> None:
+    def with_fallback(block: str) -> str:
+        return workspace().replace("  providers:\n", f"  fallback:\n{block}  providers:\n")
+
+    assert run(tmp_path, a=with_fallback("    neo: false\n    return: on_recovery\n")) == []
+    found = run(tmp_path, a=with_fallback("    neo: false\n    max_neo_credits: 10\n"))
+    assert found == [("a.yaml", 10, 5, "fallback-unused", Severity.WARNING)]
+    for bad in ("    neo: nope\n", "    per: week\n", "    max_neo_credits: -1\n", "    when: x\n"):
+        found = run(tmp_path, a=with_fallback(bad))
+        assert [f[4] for f in found] == [Severity.ERROR], (bad, found)

@@ -66,6 +66,8 @@ SAMPLES: dict[FieldPath, str] = {
     ("metadata", "name"): "acme",
     ("metadata", "notify", "[]"): "ops@acme.example",
     ("spec", "enabled"): "openai",
+    ("spec", "fallback", "per"): "day",
+    ("spec", "fallback", "return"): "on_recovery",
 }
 for _provider in SCHEMA["properties"]["spec"]["properties"]["providers"]["properties"]:
     _base = ("spec", "providers", _provider)

@@ -205,7 +205,7 @@ def test_apply_plan_comment_push_again_and_drift(job: Job, repo: Path, api: Fake
     # 1. main is applied on push.
     steps = ok(job.run("byok-apply.yml", "apply", "push", {"ref": "refs/heads/main", "after": "x"}))
     apply_step = steps["Plan the merged files, then apply exactly that plan"]
-    assert "5 added" in apply_step.stdout
+    assert "7 added" in apply_step.stdout
     assert "### byokctl apply" in apply_step.summary and "Apply complete!" in apply_step.summary
     assert (
         f"https://github.example/{REPO}/commit/{git(repo, 'rev-parse', 'HEAD')}"
@@ -361,7 +361,7 @@ def test_the_composite_action(job: Job, repo: Path, api: FakeGitHub) -> None:
     } == {
         "exitcode": "2",
         "changes": "true",
-        "to-add": "5",
+        "to-add": "7",
         "to-change": "0",
         "to-destroy": "0",
         "plan-path": "byok.plan",
@@ -369,7 +369,7 @@ def test_the_composite_action(job: Job, repo: Path, api: FakeGitHub) -> None:
         "failure-reason": "",
     }
     assert report.stdout.strip() == "exitcode=2"
-    assert json.loads((repo / "byok.json").read_text())["summary"]["add"] == 5
+    assert json.loads((repo / "byok.json").read_text())["summary"]["add"] == 7
     assert len(api.comments[3]) == 1  # comment: auto, on a pull request
     # The store moves before the reviewed plan is applied: apply refuses it as stale.
     job.byokctl("apply", "--auto-approve", "workspaces/acme-support.yaml")
@@ -388,7 +388,7 @@ def test_on_the_shared_postgresql_store(
     job.secrets["BYOK_STORE"] = postgres_schema_url(database)
     event = pr_event(21, "opened", git(repo, "rev-parse", "HEAD"))
     steps = ok(job.run("byok-plan.yml", "plan", "pull_request", event))
-    assert steps["Plan"].outputs["to_add"] == "5"
+    assert steps["Plan"].outputs["to_add"] == "7"
     ok(job.run("byok-apply.yml", "apply", "push", {"ref": "refs/heads/main"}))
     # A later job on a fresh runner sees what the apply wrote: nothing left to do.
     steps = ok(job.run("byok-plan.yml", "plan", "pull_request", {**event, "action": "synchronize"}))

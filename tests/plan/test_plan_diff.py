@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from byokctl.model import DesiredState, LiveState, ProviderConfig, Secret
+from byokctl.model import DesiredState, FallbackPolicy, LiveState, ProviderConfig, Secret
 from byokctl.plan import Action, FieldAction, FieldChange, Plan, apply_to, diff
 from tests.plan.plan_builders import NOW, azure, desired, live, openai, workspace
 
@@ -211,3 +211,33 @@ def test_public_surface() -> None:
         "render_markdown",
         "render_text",
     ]
+
+
+def test_deepdiff_paths_become_the_dotted_field_paths() -> None:
+    cfg = replace(openai(), models={"summarize": "gpt-4o-mini", "assist": "gpt-4.1"})
+    before = replace(workspace("w", cfg, enabled="openai"), notify=("a@x.example",))
+    after = replace(
+        workspace("w", replace(cfg, models={"summarize": "gpt-4.1-mini"}), azure()),
+        notify=("a@x.example", "b@x.example"),
+        fallback=FallbackPolicy(return_="on_recovery"),
+    )
+    plan = diff(desired(after), live(before), created_at=NOW)
+    fields = {f.path: f for f in plan.change("w").fields}
+    assert fields["notify"] == FieldChange(
+        "notify", FieldAction.CHANGE, ("a@x.example",), ("a@x.example", "b@x.example")
+    )  # an item added inside the list: the field changed, with both whole values
+    assert fields["fallback.return"].after == "on_recovery"
+    assert fields["providers.openai.models.summarize"] == FieldChange(
+        "providers.openai.models.summarize", FieldAction.CHANGE, "gpt-4o-mini", "gpt-4.1-mini"
+    )
+    assert fields["providers.openai.models.assist"].action is FieldAction.REMOVE
+    # A provider added whole: each of its fields, the key without a value.
+    assert fields["providers.azure_openai.endpoint"].action is FieldAction.ADD
+    assert fields["providers.azure_openai.api_key"] == FieldChange(
+        "providers.azure_openai.api_key", FieldAction.ADD, sensitive=True
+    )
+    assert fields["enabled"].before == "openai" and fields["enabled"].after is None
+    assert (
+        "openai model for summarize changed (gpt-4o-mini -> gpt-4.1-mini)"
+        in plan.change("w").reasons
+    )

@@ -157,3 +157,31 @@ def test_differences_ignore_credential_checks() -> None:
     assert planfile.loads(planfile.dumps(checked)).changes[0].checks == (
         CredentialCheck("openai", "invalid_key"),
     )
+
+
+def test_policy_and_per_feature_models_round_trip_and_make_a_saved_plan_differ(
+    tmp_path: Path,
+) -> None:
+    from byokctl.model import FallbackPolicy
+
+    base = workspace("w", openai("gpt-4o", OLD_KEY), enabled="openai")
+    cfg = replace(base.providers["openai"], models={"summarize": "gpt-4o-mini"})
+    capped = replace(
+        base, providers={"openai": cfg}, fallback=FallbackPolicy(max_neo_credits=9, per="day")
+    )
+    plan = diff(desired(capped), live(base, serial=2), created_at=NOW)
+    path = tmp_path / "plan.json"
+    planfile.write_plan(path, plan)
+    loaded = planfile.read_plan(path)
+    assert planfile.differences(loaded, plan) == []
+    assert [c.after_view for c in loaded.changes] == [c.after_view for c in plan.changes]
+    (after,) = [c.after_view for c in loaded.changes]
+    assert after is not None and after.fallback == {"max_neo_credits": 9, "per": "day"}
+    assert after.providers["openai"].models == {"summarize": "gpt-4o-mini"}
+    # The same files with another cap, or another per-feature model, are another plan.
+    for other in (
+        replace(capped, fallback=FallbackPolicy(max_neo_credits=10, per="day")),
+        replace(capped, providers={"openai": replace(cfg, models={"summarize": "gpt-4.1"})}),
+    ):
+        recomputed = diff(desired(other), live(base, serial=2), created_at=NOW)
+        assert planfile.differences(loaded, recomputed) != []

@@ -93,3 +93,40 @@ def test_markdown_that_fits_is_not_cut() -> None:
     markdown = render_markdown(_big_plan(20))
     assert _details_count(markdown) == 20
     assert "cut" not in markdown
+
+
+def test_deepdiff_never_sees_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every value deepdiff is given, and everything it answers, is free of plaintext keys."""
+    import deepdiff
+
+    from tests.render.render_sample import build_states
+
+    real = deepdiff.DeepDiff
+    seen: list[object] = []
+
+    def spy(t1: object, t2: object, **kwargs: object) -> object:
+        result = real(t1, t2, **kwargs)
+        seen.extend([t1, t2, result, result.to_dict() if hasattr(result, "to_dict") else None])
+        return result
+
+    monkeypatch.setattr(deepdiff, "DeepDiff", spy)
+    desired, live = build_states()  # rotations, removals and additions of keys among them
+    plan = diff(desired, live, created_at=CREATED_AT)
+    assert seen, "the diff did not use deepdiff"
+
+    def walk(value: object) -> None:
+        assert not isinstance(value, Secret)
+        if isinstance(value, dict):
+            for key, child in value.items():
+                walk(key)
+                walk(child)
+        elif isinstance(value, (list, tuple, set)):
+            for child in value:
+                walk(child)
+
+    for value in seen:
+        walk(value)
+        text = repr(value) + str(value)
+        for canary in CANARIES:
+            assert canary not in text
+    assert any(c.sensitive for change in plan.changes for c in change.fields)

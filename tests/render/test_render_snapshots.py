@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from syrupy.assertion import SnapshotAssertion
 
+from byokctl.model import DesiredState, FallbackPolicy, ProviderConfig, Secret, Workspace
 from byokctl.plan import CheckFinding, Plan, diff
 from byokctl.render import render_json, render_markdown, render_text
 from tests.plan.plan_builders import live
@@ -143,3 +144,41 @@ def test_refused_plan_markdown_lists_a_bounded_number(sample_plan: Plan) -> None
     assert len(md) <= 20_000
     assert "ws-0009" in md and "ws-0010" not in md
     assert "and 490 more" in md
+
+
+def _policy_plan() -> Plan:
+    """One workspace gains a fallback policy and a model per feature; one loses its policy."""
+    key = Secret("sk-CANARY-policy-0007")
+    plain = ProviderConfig("openai", "gpt-4o", secrets={"api_key": key})
+    per_feature = replace(plain, models={"summarize": "gpt-4o-mini", "auto_reply": "gpt-4.1-mini"})
+    before = Workspace("golf", ("ops@golf.example",), "openai", {"openai": plain})
+    after = replace(
+        before,
+        providers={"openai": per_feature},
+        fallback=FallbackPolicy(neo=True, max_neo_credits=500, per="month", return_="on_recovery"),
+    )
+    strict = replace(before, name="hotel", fallback=FallbackPolicy(neo=False))
+    relaxed = replace(strict, fallback=FallbackPolicy())
+    desired = DesiredState({"golf": after, "hotel": relaxed}, {})
+    return diff(desired, live(before, strict, serial=4), created_at=CREATED_AT)
+
+
+def test_policy_and_per_feature_model_changes_in_every_format(snapshot: SnapshotAssertion) -> None:
+    plan = _policy_plan()
+    text = render_text(plan, color=False)
+    assert "fallback.max_neo_credits" in text and "providers.openai.models.summarize" in text
+    assert "sk-CANARY" not in text
+    assert text == snapshot(name="text")
+    md = render_markdown(plan)
+    assert "fallback.neo" in md
+    assert md == snapshot(name="markdown")
+    doc = json.loads(render_json(plan))
+    golf = next(c for c in doc["changes"] if c["name"] == "golf")
+    assert golf["after"]["fallback"] == {
+        "max_neo_credits": 500, "per": "month", "return": "on_recovery",
+    }  # fmt: skip
+    assert golf["after"]["providers"]["openai"]["models"] == {
+        "auto_reply": "gpt-4.1-mini", "summarize": "gpt-4o-mini",
+    }  # fmt: skip
+    assert "fallback" not in next(c for c in doc["changes"] if c["name"] == "hotel")["after"]
+    assert render_json(plan) == snapshot(name="json")

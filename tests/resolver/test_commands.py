@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import pytest
 
 from byokctl.commands import resolve as cmd
 from byokctl.errors import ByokError
+from byokctl.model import FallbackPolicy
 from byokctl.resolver import ProviderResponse, Resolver
 from byokctl.store import MasterKey, Store
 from tests.resolver.helpers import CANARY, put, workspace
@@ -35,6 +37,7 @@ def test_resolve_shows_route_and_reason_without_credentials(store: Store) -> Non
     assert json.loads(out) == {
         "workspace": "acme", "feature": "auto_reply", "provider": "openai", "model": "gpt-4o",
         "base_url": "https://api.openai.com/v1", "reason": "byok", "cost": 1,
+        "fallback": {}, "neo_credits_left": None,
     }  # fmt: skip
     code, out = _run(cmd.resolve, "plain", feature="summarize", fmt="text")
     assert "neo" in out and "no_provider_enabled" in out and "2 credits" in out
@@ -88,3 +91,42 @@ def test_resolve_of_a_workspace_not_in_the_store_exits_1(
         assert resolver.resolve("acme-typo", "assist").reason == "unknown_workspace"
     finally:
         resolver.close()
+
+
+def test_resolve_status_and_credits_show_policy_remaining_cap_and_why_unavailable(
+    store: Store, store_url: str, master_key: MasterKey
+) -> None:
+    capped = replace(
+        workspace("capped", "openai"),
+        fallback=FallbackPolicy(max_neo_credits=5, per="day", return_="on_recovery"),
+    )
+    private = replace(workspace("private", "openai"), fallback=FallbackPolicy(neo=False))
+    put(store, capped, private)
+    with Resolver.from_url(store_url, master_key=master_key, refresh_interval=None, env={}) as r:
+        for name in ("capped", "private"):
+            route = r.resolve(name, "assist")
+            r.fallback(route, r.report(route, ProviderResponse(401, b"{}")))  # capped: 3 spent
+    _, out = _run(cmd.resolve, "private", feature="summarize", fmt="json")
+    doc = json.loads(out)
+    assert (doc["provider"], doc["reason"], doc["cost"], doc["model"]) == (
+        "unavailable", "fallback_disabled:invalid_key", 0, "",
+    )  # fmt: skip
+    assert doc["fallback"] == {"neo": False}
+    _, out = _run(cmd.resolve, "private", feature="summarize", fmt="text")
+    assert "AI unavailable" in out and "fallback_disabled:invalid_key" in out
+    assert "never Neo (neo: false)" in out
+    _, out = _run(cmd.status, fmt="json")
+    rows = {w["name"]: w for w in json.loads(out)["workspaces"]}
+    assert rows["capped"]["fallback"] == {
+        "max_neo_credits": 5, "per": "day", "return": "on_recovery",
+    }  # fmt: skip
+    assert rows["capped"]["neo_credits_left"] == 2
+    assert rows["private"]["route"] == "unavailable"
+    _, out = _run(cmd.status, fmt="text")
+    assert "Neo capped at 5 credits per day (2 left); return on_recovery" in out
+    _, out = _run(cmd.credits, "capped", since=None, fmt="json")
+    assert json.loads(out)["neo_caps"] == [
+        {"workspace": "capped", "max_neo_credits": 5, "per": "day", "neo_credits_left": 2}
+    ]
+    _, out = _run(cmd.credits, None, since=None, fmt="text")
+    assert "capped: Neo capped at 5 credits per day (2 left)" in out

@@ -62,6 +62,7 @@ def test_runtime_exports_are_pinned() -> None:
     assert sorted(byokctl.store.runtime.__all__) == sorted(
         [
             "MAX_RETRY_AFTER_S",
+            "NEVER_RECOVERS",
             "RUNTIME_BACKENDS",
             "BreakerPolicy",
             "ChangeFeed",

@@ -158,7 +158,7 @@ def test_migrations_are_recorded_once_and_newer_stores_refused(tmp_path: Path) -
         open_store(_url(db), master_key=key).close()
     conn = sqlite3.connect(db)
     versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-    assert versions == [1, 2, 3, 4]
+    assert versions == [1, 2, 3, 4, 5]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"provider_health", "failure_episodes", "notifications_sent", "credit_ledger"} <= tables
     with conn:

@@ -76,6 +76,24 @@ def test_changed_key_or_endpoint_misses(provider_server: ProviderServer, tmp_pat
     assert len(provider_server.seen()) == 3
 
 
+def test_a_changed_per_feature_model_misses(
+    provider_server: ProviderServer, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    serve_ok(provider_server, "openai")
+    cache = VerifyCache(tmp_path / "cache")
+    env = env_for(provider_server)
+    plain = config("openai", CANARY)
+    assert list_models(plain, cache=cache, env=env).classification.outcome is Outcome.OK
+    bad = replace(plain, models={"summarize": "no-such-model-3"})
+    got = list_models(bad, cache=cache, env=env)  # not the cached verdict of the default
+    assert got.classification.outcome is Outcome.MODEL_NOT_AVAILABLE
+    assert not got.cached
+    assert list_models(bad, cache=cache, env=env).cached
+    assert len(provider_server.seen()) == 2
+
+
 def test_transient_results_are_not_cached(provider_server: ProviderServer, tmp_path: Path) -> None:
     provider_server.route("/openai/v1/models", Reply(503, b""))
     cache = VerifyCache(tmp_path / "cache")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -160,6 +161,23 @@ def test_model_not_available(provider_server: ProviderServer, provider: str) -> 
     got = list_models(cfg, env=env_for(provider_server), retry=ONCE)
     assert got.classification.outcome is Outcome.MODEL_NOT_AVAILABLE
     assert "no-such-model-1" in got.classification.detail
+
+
+@pytest.mark.parametrize("provider", sorted(set(ALL) - {"azure_openai"}))
+def test_every_per_feature_model_must_be_available_to_the_key(
+    provider_server: ProviderServer, provider: str
+) -> None:
+    serve_ok(provider_server, provider)
+    known = PROVIDERS[provider].known_models
+    good = replace(config(provider, CANARY), models={"summarize": known[-1]})
+    got = list_models(good, env=env_for(provider_server), retry=ONCE)
+    assert got.classification.outcome is Outcome.OK, got.classification.detail
+    assert "and the models for summarize are available" in got.classification.detail
+    bad = replace(good, models={"summarize": known[-1], "auto_reply": "no-such-model-2"})
+    got = list_models(bad, env=env_for(provider_server), retry=ONCE)
+    assert got.classification.outcome is Outcome.MODEL_NOT_AVAILABLE
+    assert "no-such-model-2 (the auto_reply model)" in got.classification.detail
+    assert CANARY not in got.classification.detail
 
 
 def test_anthropic_latest_alias_is_available(provider_server: ProviderServer) -> None:
