@@ -146,7 +146,7 @@ async def _verify_one(ctx: _Context, config: ProviderConfig) -> Verified:
         await ctx.sleep(delay)
     verdict = judge(provider, config, listed)
     if ctx.writer is not None and fingerprint is not None:
-        # File creation blocks: the writer's thread does it, off the event loop.
+        # Kept for the run's one batch file, written when the run ends.
         ctx.writer.put(fingerprint, verdict, listed.models)
     return Verified(provider, verdict, listed.models)
 
