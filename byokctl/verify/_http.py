@@ -243,7 +243,7 @@ def make_client(
     moved: Transport
     if transport is None:
         moved = AiohttpTransport(
-            tls=tls if tls is not None else _default_tls(), max_connections=parallelism
+            tls=_default_tls if tls is None else lambda: tls, max_connections=parallelism
         )
     else:
         moved = HttpxTransport(transport)

@@ -31,7 +31,7 @@ connection is classified the same whichever transport carried the request.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -151,7 +151,10 @@ class _AiohttpAnswer:
 class AiohttpTransport:
     """aiohttp's connections (one pool of ``max_connections``), called directly."""
 
-    def __init__(self, *, tls: ssl.SSLContext, max_connections: int) -> None:
+    def __init__(self, *, tls: Callable[[], ssl.SSLContext], max_connections: int) -> None:
+        """``tls`` makes the TLS context, asked for on the first ``https`` request only:
+        loading a CA bundle costs ~30 ms, which a run against plain-HTTP stand-ins need
+        not pay."""
         self._tls = tls
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
@@ -160,9 +163,7 @@ class AiohttpTransport:
         # Created on the first request: aiohttp binds a session to the running event loop.
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=self._max_connections, limit_per_host=0, ssl=self._tls
-                ),
+                connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,
                 auto_decompress=False,
@@ -187,6 +188,8 @@ class AiohttpTransport:
                     sock_connect=request.connect_timeout,
                     sock_read=request.read_timeout,
                 ),
+                # Every https request verifies against this context (never aiohttp's own).
+                ssl=self._tls() if request.url[:6].lower() == "https:" else True,
                 server_hostname=request.server_name,
             )
         return _AiohttpAnswer(response)
