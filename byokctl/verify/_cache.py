@@ -142,7 +142,7 @@ class VerifyCache:
         material = json.dumps(
             [provider, key, base_url, sorted(settings.items())], separators=(",", ":")
         )
-        return hmac.new(self._hmac_key(), material.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._hmac_key(), material.encode(), hashlib.sha256).hex()
 
     def _scan(self) -> None:
         """Index the batches written since the last scan (none when the directory is unchanged)."""

@@ -207,6 +207,7 @@ _DEFAULT_HEADERS: Final = (
     ("Accept-Encoding", "gzip, deflate"),
     ("Connection", "keep-alive"),
 )
+_BY_NAME: Final = {name.lower(): (name, value) for name, value in _DEFAULT_HEADERS}
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 
 
@@ -259,11 +260,11 @@ def _target(endpoint: Endpoint, path: str) -> str:
     return str(url)
 
 
-def _headers(*layers: Mapping[str, str] | Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The layers merged by name, case-insensitively; a later layer wins."""
-    merged: dict[str, tuple[str, str]] = {}
+def _headers(*layers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The default headers and ``layers`` merged by name, case-insensitively; later wins."""
+    merged = dict(_BY_NAME)
     for layer in layers:
-        for name, value in layer.items() if isinstance(layer, Mapping) else layer:
+        for name, value in layer.items():
             merged[name.lower()] = (name, value)
     return list(merged.values())
 
@@ -296,7 +297,7 @@ async def fetch(
     request = Outgoing(
         method=method,
         url=url,
-        headers=_headers(_DEFAULT_HEADERS, headers, extra, endpoint.pin_headers()),
+        headers=_headers(headers, extra, endpoint.pin_headers()),
         body=body,
         server_name=endpoint.server_name(),
         connect_timeout=client.connect_timeout,

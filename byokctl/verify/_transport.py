@@ -30,6 +30,7 @@ connection is classified the same whichever transport carried the request.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -148,6 +149,11 @@ class _AiohttpAnswer:
             self._response.close()
 
 
+@functools.lru_cache(maxsize=16)
+def _timeout(connect: float | None, read: float | None) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+
+
 class AiohttpTransport:
     """aiohttp's connections (one pool of ``max_connections``), called directly."""
 
@@ -183,11 +189,7 @@ class AiohttpTransport:
                 data=request.body,
                 allow_redirects=False,
                 compress=None,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    sock_connect=request.connect_timeout,
-                    sock_read=request.read_timeout,
-                ),
+                timeout=_timeout(request.connect_timeout, request.read_timeout),
                 # Every https request verifies against this context (never aiohttp's own).
                 ssl=self._tls() if request.url[:6].lower() == "https:" else True,
                 server_hostname=request.server_name,
