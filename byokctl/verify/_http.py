@@ -6,8 +6,11 @@
 * Connect and read timeouts are always set; ``trust_env`` is off, so neither ``.netrc``
   credentials nor proxy variables are mixed into requests that carry a customer's key.
   Cookies are never stored (one workspace's answer must not ride along with another's).
-* The key travels only in headers. httpx's request and exception texts show the method
-  and URL, never the headers, and URLs never carry a key.
+* The key travels only in headers. The transport's exception texts name the host and
+  port, never a header, and URLs never carry a key.
+* :func:`fetch` builds every request itself (URL, the default headers, the pinned
+  ``Host`` and TLS name, timeouts) and reads every answer itself (gzip/deflate decoded
+  under the cap); the transport below it (:mod:`byokctl.verify._transport`) moves bytes.
 * Every answer is untrusted: a provider or gateway may echo the key it received (in a
   model id, an error message, a header). :func:`fetch` removes the request's key, in all
   its common encodings (:func:`~byokctl.model.secret_forms`), from the status line's
