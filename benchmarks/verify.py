@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--parallelism", type=int, default=50)
     parser.add_argument("--own-server", action="store_true", help="do not use byokctl.sandbox")
-    parser.add_argument("--runs", type=int, default=3, help="runs; the median counts")
+    parser.add_argument("--runs", type=int, default=5, help="runs; the median counts")
     args = parser.parse_args()
     state = desired(args.workspaces)
     ideal = args.workspaces * args.latency / args.parallelism

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Protocol
 from urllib.parse import quote
 
-import httpx
-
 from byokctl.catalog import PROVIDERS
 from byokctl.classify import (
     Classification,
@@ -26,7 +24,7 @@ from byokctl.classify import (
     sanitize,
 )
 from byokctl.model import ProviderConfig
-from byokctl.verify._http import Answer, Endpoint, fetch
+from byokctl.verify._http import Answer, Client, Endpoint, fetch
 
 ANTHROPIC_VERSION: Final = "2023-06-01"
 #: Pagination stops after this many pages: a real list is one or two pages long, and a
@@ -48,7 +46,7 @@ class Adapter(Protocol):
     """Verifies one provider's credentials."""
 
     async def probe(
-        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+        self, client: Client, endpoint: Endpoint, config: ProviderConfig, key: str
     ) -> ModelList:
         """Call the provider; classify; return the model ids on success."""
         ...
@@ -59,7 +57,7 @@ def _display(provider: str) -> str:
 
 
 async def _get_json(
-    client: httpx.AsyncClient,
+    client: Client,
     endpoint: Endpoint,
     path: str,
     headers: Mapping[str, str],
@@ -96,7 +94,7 @@ def _ids(doc: Any, provider: str) -> tuple[str, ...] | None:
 
 
 async def _openai_shaped(
-    client: httpx.AsyncClient, endpoint: Endpoint, headers: Mapping[str, str], key: str
+    client: Client, endpoint: Endpoint, headers: Mapping[str, str], key: str
 ) -> ModelList:
     result, doc = await _get_json(client, endpoint, "/models", headers, key=key)
     if doc is None:
@@ -111,7 +109,7 @@ class OpenAI:
     """``GET /models`` with a Bearer key (and the optional organization/project headers)."""
 
     async def probe(
-        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+        self, client: Client, endpoint: Endpoint, config: ProviderConfig, key: str
     ) -> ModelList:
         headers = {"Authorization": f"Bearer {key}"}
         if config.settings.get("organization"):
@@ -130,7 +128,7 @@ class _Page:
 
 
 async def _paginated(
-    client: httpx.AsyncClient,
+    client: Client,
     endpoint: Endpoint,
     path: str,
     headers: Mapping[str, str],
@@ -163,7 +161,7 @@ class Anthropic:
     """``GET /v1/models`` paginated by ``limit``/``after_id`` until ``has_more`` is false."""
 
     async def probe(
-        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+        self, client: Client, endpoint: Endpoint, config: ProviderConfig, key: str
     ) -> ModelList:
         headers = {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
         params = {"limit": str(ANTHROPIC_PAGE)}
@@ -190,7 +188,7 @@ class Gemini:
     """
 
     async def probe(
-        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+        self, client: Client, endpoint: Endpoint, config: ProviderConfig, key: str
     ) -> ModelList:
         headers = {"x-goog-api-key": key}
         params = {"pageSize": str(GEMINI_PAGE)}
@@ -225,7 +223,7 @@ class AzureOpenAI:
     """
 
     async def probe(
-        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+        self, client: Client, endpoint: Endpoint, config: ProviderConfig, key: str
     ) -> ModelList:
         headers = {"api-key": key}
         version = {"api-version": config.settings.get("api_version", "")}
@@ -286,7 +284,7 @@ class _ModelsThenStatus(ABC):
         """What the status document says is wrong, or ``None`` when nothing is."""
 
     async def probe(
-        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+        self, client: Client, endpoint: Endpoint, config: ProviderConfig, key: str
     ) -> ModelList:
         headers = {"Authorization": f"Bearer {key}"}
         listed = await _openai_shaped(client, endpoint, headers, key)

@@ -6,8 +6,11 @@
 * Connect and read timeouts are always set; ``trust_env`` is off, so neither ``.netrc``
   credentials nor proxy variables are mixed into requests that carry a customer's key.
   Cookies are never stored (one workspace's answer must not ride along with another's).
-* The key travels only in headers. httpx's request and exception texts show the method
-  and URL, never the headers, and URLs never carry a key.
+* The key travels only in headers. The transport's exception texts name the host and
+  port, never a header, and URLs never carry a key.
+* :func:`fetch` builds every request itself (URL, the default headers, the pinned
+  ``Host`` and TLS name, timeouts) and reads every answer itself (gzip/deflate decoded
+  under the cap); the transport below it (:mod:`byokctl.verify._transport`) moves bytes.
 * Every answer is untrusted: a provider or gateway may echo the key it received (in a
   model id, an error message, a header). :func:`fetch` removes the request's key, in all
   its common encodings (:func:`~byokctl.model.secret_forms`), from the status line's
@@ -33,17 +36,19 @@ import functools
 import ipaddress
 import socket
 import ssl
+import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any, Final
+from json import dumps
+from typing import Final, Self
+from urllib.parse import urlencode
 
 import httpx
 
 from byokctl.catalog import PROVIDERS, SANDBOX_URL_ENV, operator_base_url
 from byokctl.classify import Classification, ClassifiedFailure, Outcome
-from byokctl.model import ProviderConfig, redact_secret, redact_secret_bytes
-from byokctl.verify._transport import AiohttpTransport
+from byokctl.model import ProviderConfig, redact_secret, redact_secret_bytes, secret_forms
+from byokctl.verify._transport import AiohttpTransport, HttpxTransport, Outgoing, Transport
 
 #: Larger answers are abandoned: a list of models is a few hundred KB at most.
 MAX_BODY_BYTES: Final = 5 * 1024 * 1024
@@ -98,11 +103,11 @@ class Endpoint:
         host = original.host if original.port is None else f"{original.host}:{original.port}"
         return {"Host": host, "Connection": "close"}
 
-    def extensions(self) -> dict[str, Any]:
-        """TLS SNI and certificate check against the name, not the pinned IP."""
+    def server_name(self) -> str | None:
+        """For a pinned request: the name TLS sends (SNI) and checks the certificate against."""
         if self.pinned_ip is None:
-            return {}
-        return {"sni_hostname": httpx.URL(self.base_url).host}
+            return None
+        return httpx.URL(self.base_url).host
 
 
 def base_url_for(provider: str, config: ProviderConfig, env: Mapping[str, str]) -> Endpoint:
@@ -198,34 +203,77 @@ def _default_tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+#: What every request carries besides its own headers (``fetch`` adds no others).
+_DEFAULT_HEADERS: Final = (
+    ("User-Agent", "byokctl-verify"),
+    ("Accept", "*/*"),
+    ("Accept-Encoding", "gzip, deflate"),
+    ("Connection", "keep-alive"),
+)
+_BY_NAME: Final = {name.lower(): (name, value) for name, value in _DEFAULT_HEADERS}
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+
+
+class Client:
+    """The safe client: no redirects, timeouts, no env credentials or proxies, no cookies.
+
+    An async context manager; leaving it closes every connection. Requests go out only
+    through :func:`fetch`, which applies the rules of this module.
+    """
+
+    def __init__(self, transport: Transport, timeout: httpx.Timeout) -> None:
+        self.transport = transport
+        self.connect_timeout = timeout.connect
+        self.read_timeout = timeout.read
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.transport.aclose()
+
+
 def make_client(
     *,
     parallelism: int,
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: httpx.Timeout | None = None,
     tls: ssl.SSLContext | None = None,
-) -> httpx.AsyncClient:
-    """The safe client: no redirects, timeouts, no env credentials or proxies, no cookies.
+) -> Client:
+    """The safe client over aiohttp's connections (at most ``parallelism`` of them).
 
-    Its connections are aiohttp's (:mod:`byokctl.verify._transport`, at most
-    ``parallelism`` of them) unless a ``transport`` is given.
+    A ``transport`` (httpx's interface, as tests inject) carries the same requests instead.
     """
+    moved: Transport
     if transport is None:
-        transport = AiohttpTransport(
-            tls=tls if tls is not None else _default_tls(), max_connections=parallelism
+        moved = AiohttpTransport(
+            tls=_default_tls if tls is None else lambda: tls, max_connections=parallelism
         )
-    return httpx.AsyncClient(
-        follow_redirects=False,
-        timeout=timeout or default_timeout(),
-        trust_env=False,
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-        transport=transport,
-        headers={"User-Agent": "byokctl-verify"},
-    )
+    else:
+        moved = HttpxTransport(transport)
+    return Client(moved, timeout or default_timeout())
+
+
+@functools.lru_cache(maxsize=256)
+def _target(endpoint: Endpoint, path: str) -> str:
+    """The absolute URL of ``path`` (parsed once per endpoint and path, not per request)."""
+    url = endpoint.url(path)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise httpx.UnsupportedProtocol(f"not an http(s) URL with a host: {url.scheme}://")
+    return str(url)
+
+
+def _headers(*layers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The default headers and ``layers`` merged by name, case-insensitively; later wins."""
+    merged = dict(_BY_NAME)
+    for layer in layers:
+        for name, value in layer.items():
+            merged[name.lower()] = (name, value)
+    return list(merged.values())
 
 
 async def fetch(
-    client: httpx.AsyncClient,
+    client: Client,
     endpoint: Endpoint,
     method: str,
     path: str,
@@ -241,39 +289,134 @@ async def fetch(
     ``key`` is the key the request carries (in ``headers``): the answer comes back with
     every form of it redacted (see the module docstring).
     """
-    request = client.build_request(
-        method,
-        endpoint.url(path),
-        params=dict(params or {}),
-        headers={**headers, **endpoint.pin_headers()},
-        json=json,
-        extensions=endpoint.extensions(),
+    url = _target(endpoint, path)
+    if params:
+        url += ("&" if "?" in url else "?") + urlencode(params)
+    body: bytes | None = None
+    extra: dict[str, str] = {}
+    if json is not None:
+        body = dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        extra = {"Content-Type": "application/json"}
+    request = Outgoing(
+        method=method,
+        url=url,
+        headers=_headers(headers, extra, endpoint.pin_headers()),
+        body=body,
+        server_name=endpoint.server_name(),
+        connect_timeout=client.connect_timeout,
+        read_timeout=client.read_timeout,
     )
-    response = await client.send(request, stream=True)
+    response = await client.transport.send(request)
+    complete = False
     try:
-        if response.is_redirect:
-            return Answer(response.status_code, {}, b"")
-        declared = response.headers.get("content-length", "")
+        fields = response.headers
+        if response.status in _REDIRECTS and any(n.lower() == "location" for n, _ in fields):
+            return Answer(response.status, {}, b"")
+        found = _joined(fields)
+        declared = found.get("content-length", "")
         if declared.isdigit() and int(declared) > max_bytes:
             raise _too_large(endpoint.provider, max_bytes)
+        decoder = _Decoder(found.get("content-encoding", ""), max_bytes)
         chunks: list[bytes] = []
         size = 0
-        # aiter_bytes decodes gzip/deflate, so the cap applies to what we hold in memory.
-        async for chunk in response.aiter_bytes():
+        # Decoded as it arrives, so the cap applies to what is held in memory.
+        async for raw in response.chunks():
+            chunk = decoder.decode(raw)
             size += len(chunk)
             if size > max_bytes:
                 raise _too_large(endpoint.provider, max_bytes)
             chunks.append(chunk)
-        return _without_key(
-            Answer(response.status_code, dict(response.headers), b"".join(chunks)), key
-        )
+        complete = True
+        chunk = decoder.flush()
+        if size + len(chunk) > max_bytes:
+            raise _too_large(endpoint.provider, max_bytes)
+        chunks.append(chunk)
+        return _without_key(Answer(response.status, found, b"".join(chunks)), key)
     finally:
-        await response.aclose()
+        await response.close(complete=complete)
+
+
+def _joined(fields: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Header fields by lower-case name, a repeated name's values joined with ``", "``."""
+    found: dict[str, str] = {}
+    for name, value in fields:
+        lower = name.lower()
+        found[lower] = f"{found[lower]}, {value}" if lower in found else value
+    return found
+
+
+class _Decoder:
+    """Undoes ``Content-Encoding`` (gzip, deflate; others pass through), within a cap.
+
+    Each stage is asked for at most one byte more than the cap, so a small compressed
+    answer cannot unfold into a large one in memory (a "zip bomb").
+    """
+
+    def __init__(self, encodings: str, max_bytes: int) -> None:
+        self._limit = max_bytes + 1
+        # The last encoding applied is the first undone.
+        names = [e.strip().lower() for e in encodings.split(",")]
+        self._stages = [_Stage(n) for n in reversed(names) if n in ("gzip", "x-gzip", "deflate")]
+
+    def decode(self, data: bytes) -> bytes:
+        for stage in self._stages:
+            data = stage.decode(data, self._limit)
+            if len(data) >= self._limit:  # over the cap: the caller refuses the answer
+                break
+        return data
+
+    def flush(self) -> bytes:
+        data = b""
+        for stage in self._stages:
+            data = stage.decode(data, self._limit) + stage.flush()
+            if len(data) >= self._limit:
+                break
+        return data
+
+
+class _Stage:
+    def __init__(self, name: str) -> None:
+        self._deflate = name == "deflate"
+        self._first = True
+        wbits = zlib.MAX_WBITS if self._deflate else zlib.MAX_WBITS | 16
+        self._zlib = zlib.decompressobj(wbits)
+
+    def decode(self, data: bytes, limit: int) -> bytes:
+        if not data:
+            return b""
+        try:
+            try:
+                out = self._zlib.decompress(data, limit)
+            except zlib.error:
+                if not (self._deflate and self._first):
+                    raise
+                # "deflate" is sometimes sent raw, without the zlib header (as httpx reads it).
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                out = self._zlib.decompress(data, limit)
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"the answer's {self._name} encoding is corrupt") from exc
+        self._first = False
+        return out
+
+    @property
+    def _name(self) -> str:
+        return "deflate" if self._deflate else "gzip"
+
+    def flush(self) -> bytes:
+        try:
+            return self._zlib.flush()
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"the answer's {self._name} encoding is corrupt") from exc
 
 
 def _without_key(answer: Answer, key: str) -> Answer:
     """``answer`` with ``key`` redacted from every header and from the body."""
-    headers = {redact_secret(k, key): redact_secret(v, key) for k, v in answer.headers.items()}
+    headers = answer.headers
+    forms = secret_forms(key) if key else ()
+    blob = "\n".join(f"{k}\n{v}" for k, v in headers.items())
+    # Most answers hold no form of the key in any header: one scan says so.
+    if any(form in blob for form in forms):
+        headers = {redact_secret(k, key): redact_secret(v, key) for k, v in headers.items()}
     return Answer(answer.status, headers, redact_secret_bytes(answer.body, key))
 
 

@@ -34,6 +34,7 @@ from byokctl.verify._adapters import ADAPTERS, ModelList, judge
 from byokctl.verify._cache import CacheWriter, VerifyCache
 from byokctl.verify._http import (
     AddressResolver,
+    Client,
     Endpoint,
     base_url_for,
     checked_endpoint,
@@ -73,7 +74,7 @@ class Verified:
 
 @dataclass
 class _Context:
-    client: httpx.AsyncClient
+    client: Client
     #: At most ``parallelism`` requests at a time.
     slots: asyncio.Semaphore
     env: Mapping[str, str]
@@ -90,7 +91,7 @@ def _missing_key(provider: str) -> Verified:
 
 
 async def _attempt(
-    client: httpx.AsyncClient,
+    client: Client,
     ctx: _Context,
     endpoint: Endpoint,
     config: ProviderConfig,
@@ -153,7 +154,7 @@ async def _verify_one(ctx: _Context, config: ProviderConfig) -> Verified:
         await ctx.sleep(delay)
     verdict = judge(provider, config, listed)
     if ctx.writer is not None and fingerprint is not None:
-        # File creation blocks: the writer's thread does it, off the event loop.
+        # Kept for the run's one batch file, written when the run ends.
         ctx.writer.put(fingerprint, verdict, listed.models)
     return Verified(provider, verdict, listed.models)
 

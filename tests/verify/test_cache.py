@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
 
 from byokctl.model import DesiredState, Workspace
 from byokctl.verify import Outcome, RetryPolicy, VerifyCache, list_models, verify_desired
-from byokctl.verify._cache import default_cache_dir
+from byokctl.verify._cache import BATCH_SUFFIX, default_cache_dir
 from tests.verify.conftest import ProviderServer, Reply
 from tests.verify.shapes import config, env_for, serve_ok
 
@@ -56,7 +57,7 @@ def test_cache_files_hold_no_key(provider_server: ProviderServer, tmp_path: Path
     directory = tmp_path / "cache"
     verify_desired(_desired(3), cache=VerifyCache(directory), env=env_for(provider_server))
     files = list(directory.iterdir())
-    assert len(files) == 4  # three entries and the HMAC key
+    assert len(files) == 2  # the run's one batch of three entries, and the HMAC key
     for f in files:
         assert "canary" not in f.read_bytes().decode("latin-1")
         assert "canary" not in f.name
@@ -159,4 +160,64 @@ def test_shared_key_is_verified_once(provider_server: ProviderServer) -> None:
     )
     got = verify_desired(desired, env=env_for(provider_server))
     assert len(got) == 4
+    assert len(provider_server.seen()) == 1
+
+
+def test_a_run_writes_one_batch(provider_server: ProviderServer, tmp_path: Path) -> None:
+    # One file per run, not per entry: a thousand file creations cost the run its CPU.
+    serve_ok(provider_server, "openai")
+    directory = tmp_path / "cache"
+    verify_desired(_desired(20), cache=VerifyCache(directory), env=env_for(provider_server))
+    assert len(list(directory.glob(f"*{BATCH_SUFFIX}"))) == 1
+    assert list(directory.glob(".batch.*")) == []  # no half-written file is left
+    fresh = VerifyCache(directory)
+    again = verify_desired(_desired(20), cache=fresh, env=env_for(provider_server))
+    assert all(c.detail.endswith("(cached)") for checks in again.values() for c in checks)
+    assert len(provider_server.seen()) == 20
+
+
+def test_batches_of_another_process_are_seen(
+    provider_server: ProviderServer, tmp_path: Path
+) -> None:
+    """A cache that has already read the directory sees a batch written after that."""
+    serve_ok(provider_server, "openai")
+    directory = tmp_path / "cache"
+    env = env_for(provider_server)
+    reader = VerifyCache(directory)
+    list_models(config("openai", CANARY + "-a"), cache=reader, env=env)
+    list_models(config("openai", CANARY + "-b"), cache=VerifyCache(directory), env=env)
+    got = list_models(config("openai", CANARY + "-b"), cache=reader, env=env)
+    assert got.cached
+    assert len(provider_server.seen()) == 2
+
+
+def test_expired_batches_are_deleted(provider_server: ProviderServer, tmp_path: Path) -> None:
+    serve_ok(provider_server, "openai")
+    clock = Clock()
+    directory = tmp_path / "cache"
+    env = env_for(provider_server)
+    verify_desired(_desired(2), cache=VerifyCache(directory, lifetime=600, clock=clock), env=env)
+    (old,) = directory.glob(f"*{BATCH_SUFFIX}")
+    clock.now += 601
+    later = VerifyCache(directory, lifetime=600, clock=clock)
+    verify_desired(_desired(2), cache=later, env=env)
+    assert len(provider_server.seen()) == 4
+    assert not old.exists()
+    assert len(list(directory.glob(f"*{BATCH_SUFFIX}"))) == 1  # the new run's batch
+
+
+def test_entries_of_the_one_file_per_entry_layout_are_not_read(
+    provider_server: ProviderServer, tmp_path: Path
+) -> None:
+    serve_ok(provider_server, "openai")
+    directory = tmp_path / "cache"
+    cache = VerifyCache(directory)
+    cfg = config("openai", CANARY)
+    fingerprint = cache.fingerprint(
+        "openai", CANARY, env_for(provider_server)["BYOK_OPENAI_BASE_URL"], {"model": cfg.model}
+    )
+    entry = {"v": 2, "outcome": "ok", "detail": "old", "models": [], "checked_at": 1e12}
+    (directory / f"{fingerprint}.json").write_text(json.dumps(entry))
+    got = list_models(cfg, cache=cache, env=env_for(provider_server))
+    assert not got.cached
     assert len(provider_server.seen()) == 1

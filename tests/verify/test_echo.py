@@ -198,11 +198,12 @@ def test_no_surface_shows_an_echoed_key(
 
     # The verify cache on disk (entries and all).
     cache = Path(os.environ["XDG_CACHE_HOME"]) / "byokctl" / "verify"
-    entries = list(cache.glob("*.json"))
+    (batch,) = cache.glob("*.entries")  # the first plan's; the others were cache hits
+    entries = json.loads(batch.read_text())["entries"].values()
     assert len(entries) == 2
     assert_clean(*_tree_bytes(cache))
-    listed = {json.loads(p.read_text())["outcome"]: json.loads(p.read_text()) for p in entries}
-    assert "(sensitive)" in listed["ok"]["models"]
+    listed = {outcome: models for _, outcome, _, models in entries}
+    assert "(sensitive)" in listed["ok"]
 
     # models, text and JSON, for the key that works and the one that does not; the
     # second run of each is served from the cache, which must be as clean.
