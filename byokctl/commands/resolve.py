@@ -70,6 +70,7 @@ def resolve(
         "provider": route.provider,
         "model": route.model,
         "base_url": route.base_url,
+        "settings": dict(route.settings),
         "reason": route.reason,
         "cost": route.cost,
     }

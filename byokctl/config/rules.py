@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
-from byokctl.catalog import PROVIDERS, SECRET_FIELDS
+from byokctl.catalog import PROVIDERS, SECRET_FIELDS, header_problem
 from byokctl.config import patterns
 from byokctl.config.schema import SchemaFinding
 from byokctl.config.yamlsource import Path
@@ -155,7 +155,10 @@ def check(
         spec_ = PROVIDERS.get(provider)
         if spec_ is None or not isinstance(config, Mapping):
             continue
+        yield from _compatible_findings(provider, spec_.key_optional, config)
         model = config.get("model")
+        if spec_.free_form_models:
+            continue  # no known list: plan asks the server (its model list or one token)
         if isinstance(model, str) and not is_encrypted(model) and model not in spec_.known_models:
             close = spec_.closest_models(model)
             hint = (
@@ -196,6 +199,44 @@ def check(
         )
 
 
+def _compatible_findings(
+    provider: str, key_optional: bool, config: Mapping[str, Any]
+) -> Iterator[SchemaFinding]:
+    """An optional key left out (a notice), and the ``headers`` a workspace may not set."""
+    if key_optional and "api_key" not in config:
+        yield SchemaFinding(
+            ("spec", "providers", provider),
+            "no-api-key",
+            f"spec.providers.{provider} has no api_key: requests go to the server without "
+            "authentication",
+            "fine for a server without auth; otherwise add api_key and encrypt the file",
+        )
+    headers = config.get("headers")
+    if not isinstance(headers, Mapping):
+        return
+    seen: dict[str, str] = {}
+    for name in headers:
+        if not isinstance(name, str):
+            continue
+        path = ("spec", "providers", provider, "headers", name)
+        problem = header_problem(name)
+        if problem is not None:
+            yield SchemaFinding(
+                path,
+                "credential-header",
+                f"header {problem}",
+                "remove it from headers",
+            )
+        first = seen.setdefault(name.lower(), name)
+        if first != name:
+            yield SchemaFinding(
+                path,
+                "duplicate-header",
+                f"header {name} is also given as {first}: header names are case-insensitive",
+                "keep one of them",
+            )
+
+
 def _get(document: Mapping[str, Any], path: Path) -> Any:
     value: Any = document
     for part in path:
@@ -204,4 +245,6 @@ def _get(document: Mapping[str, Any], path: Path) -> Any:
 
 
 #: Rules whose findings are warnings; every other rule is an error.
-WARNING_RULES: Final = frozenset({"unknown-model", "notify-empty", "non-secret-encrypted"})
+WARNING_RULES: Final = frozenset(
+    {"unknown-model", "notify-empty", "non-secret-encrypted", "no-api-key"}
+)

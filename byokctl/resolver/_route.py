@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
+from byokctl.catalog import mapping_setting
 from byokctl.model import NEO, Secret
 
 #: The AI features, by their canonical id.
@@ -83,6 +84,14 @@ class Route:
     def is_neo(self) -> bool:
         """Whether Neo serves this action."""
         return self.provider == NEO
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The extra headers to send (``openai_compatible``'s ``headers``; else none).
+
+        ``settings`` holds them flattened as ``headers.NAME``; this is ``{NAME: value}``.
+        """
+        return mapping_setting(self.settings, "headers")
 
     def api_key(self) -> str | None:
         """The plaintext API key (``None`` on Neo). Call it only where the request is made."""

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
-from byokctl.catalog import PROVIDERS
+from byokctl.catalog import PROVIDERS, mapping_setting
 from byokctl.classify import (
     Classification,
     Outcome,
@@ -36,12 +36,22 @@ ANTHROPIC_PAGE: Final = 1000
 GEMINI_PAGE: Final = 1000
 
 
+#: How an ``openai_compatible`` model was verified (the plan says which).
+LISTED: Final = "listed"
+COMPLETION: Final = "completion"
+
+
 @dataclass(frozen=True)
 class ModelList:
-    """What a key can do: the classification of its answers and the model ids it may use."""
+    """What a key can do: the classification of its answers and the model ids it may use.
+
+    ``method`` is :data:`LISTED` when ``models`` is the server's list, :data:`COMPLETION`
+    when the server lists no models and a 1-token completion of the model answered.
+    """
 
     classification: Classification
     models: tuple[str, ...] = ()
+    method: str = LISTED
 
 
 class Adapter(Protocol):
@@ -338,6 +348,52 @@ def _empty_balance(doc: Mapping[str, Any]) -> bool:
     return all(t <= 0 for t in totals)
 
 
+class OpenAICompatible:
+    """``GET {base_url}/models``; a server that lists none: a 1-token chat completion.
+
+    The key (optional: a server without auth gets none) goes as ``Authorization:
+    Bearer``; the workspace's non-secret ``headers`` ride along (credential headers are
+    refused at validate). A 404, 405 or 501 for ``/models`` means the server does not
+    list models (Ollama's older API, some vLLM and proxy set-ups): then a completion of
+    at most one token asks whether the model answers.
+    """
+
+    async def probe(
+        self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
+    ) -> ModelList:
+        headers = mapping_setting(config.settings, "headers")
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        answer = await fetch(client, endpoint, "GET", "/models", headers=headers, key=key)
+        if answer.status not in (404, 405, 501):
+            result = classify_response(
+                endpoint.provider, answer.status, answer.headers, answer.body, key=key or None
+            )
+            if result.outcome is not Outcome.OK:
+                return ModelList(result)
+            ids = _ids(parse_answer(answer.body, key or None), endpoint.provider)
+            if ids is None:
+                return ModelList(_malformed(endpoint.provider, "is not a list of models"))
+            return ModelList(result, ids)
+        answer = await fetch(
+            client,
+            endpoint,
+            "POST",
+            "/chat/completions",
+            headers=headers,
+            key=key,
+            json={
+                "model": config.model,
+                "messages": [{"role": "user", "content": "ping"}],
+                "max_tokens": 1,
+            },
+        )
+        result = classify_response(
+            endpoint.provider, answer.status, answer.headers, answer.body, key=key or None
+        )
+        return ModelList(result, (config.model,) if result.outcome is Outcome.OK else (), COMPLETION)
+
+
 #: Every provider's adapter, by provider id.
 ADAPTERS: Final[Mapping[str, Adapter]] = {
     "openai": OpenAI(),
@@ -346,6 +402,7 @@ ADAPTERS: Final[Mapping[str, Adapter]] = {
     "azure_openai": AzureOpenAI(),
     "xai": XAI(),
     "deepseek": DeepSeek(),
+    "openai_compatible": OpenAICompatible(),
 }
 
 
@@ -363,7 +420,14 @@ def judge(provider: str, config: ProviderConfig, listed: ModelList) -> Classific
     """The final verdict: the answer's classification, then whether the chosen model is there."""
     if listed.classification.outcome is not Outcome.OK:
         return listed.classification
-    name = _display(provider)
+    name = config.settings.get("name") or _display(provider)
+    if listed.method == COMPLETION:
+        return Classification(
+            Outcome.OK,
+            sanitize(
+                f"{config.model} answered a 1-token completion (the server lists no models)"
+            ),
+        )
     if provider == "azure_openai":
         deployment = config.settings.get("deployment", "")
         if config.model not in listed.models:
@@ -384,7 +448,8 @@ def judge(provider: str, config: ProviderConfig, listed: ModelList) -> Classific
                 f"this key can use{hint}"
             ),
         )
+    how = " (listed by GET /models)" if PROVIDERS[provider].free_form_models else ""
     return Classification(
         Outcome.OK,
-        sanitize(f"{config.model} is available ({len(listed.models)} models for this key)"),
+        sanitize(f"{config.model} is available ({len(listed.models)} models for this key){how}"),
     )

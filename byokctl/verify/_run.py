@@ -22,6 +22,7 @@ from typing import TextIO, TypedDict, Unpack
 
 import httpx
 
+from byokctl.catalog import PROVIDERS
 from byokctl.classify import (
     Classification,
     Outcome,
@@ -108,12 +109,12 @@ async def _attempt(
 async def _verify_one(ctx: _Context, config: ProviderConfig) -> Verified:
     provider = config.provider
     secret = config.secrets.get("api_key")
-    if secret is None:
+    if secret is None and not PROVIDERS[provider].key_optional:
         return _missing_key(provider)
-    key = secret.reveal()
+    key = "" if secret is None else secret.reveal()  # "": a server without auth
     # Before any request: such a key cannot be sent (httpx would raise mid-request), and
     # no provider could accept it, so it is a finding about the key, not a failure.
-    malformed = classify_key_format(provider, key)
+    malformed = classify_key_format(provider, key) if key else None
     if malformed is not None:
         return Verified(provider, malformed, ())
     endpoint = base_url_for(provider, config, ctx.env)

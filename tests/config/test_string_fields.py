@@ -54,6 +54,9 @@ def string_fields(
             yield from string_fields(child, root, (*path, key))
     if "items" in node:
         yield from string_fields(node["items"], root, (*path, "[]"))
+    if isinstance(node.get("additionalProperties"), Mapping):
+        # A free-form mapping (openai_compatible's headers): one entry stands for all.
+        yield from string_fields(node["additionalProperties"], root, (*path, "X-Title"))
 
 
 SCHEMA = schema.load_schema()
@@ -77,6 +80,11 @@ SAMPLES.update(
         ("spec", "providers", "azure_openai", "endpoint"): "https://acme.openai.azure.com",
         ("spec", "providers", "azure_openai", "api_version"): "2024-06-01",
         ("spec", "providers", "azure_openai", "deployment"): "gpt4-prod",
+        ("spec", "providers", "deepseek", "low_balance"): "5.00",
+        ("spec", "providers", "openai_compatible", "base_url"): "https://llm.acme.example/v1",
+        ("spec", "providers", "openai_compatible", "name"): "Acme gateway",
+        ("spec", "providers", "openai_compatible", "id"): "acme-gateway",
+        ("spec", "providers", "openai_compatible", "headers", "X-Title"): "Acme helpdesk",
     }
 )
 
@@ -181,7 +189,12 @@ def _patterned(path: FieldPath) -> bool:
     node: Any = SCHEMA
     for part in path:
         node = _resolve(node, SCHEMA)
-        node = node["items"] if part == "[]" else node["properties"][part]
+        if part == "[]":
+            node = node["items"]
+        elif part in node.get("properties", {}):
+            node = node["properties"][part]
+        else:
+            node = node["additionalProperties"]
     return "pattern" in _resolve(node, SCHEMA)
 
 

@@ -47,6 +47,7 @@ def test_prints_exports_serves_and_stops_on_signal(sig: signal.Signals) -> None:
             "BYOK_AZURE_OPENAI_BASE_URL",
             "BYOK_XAI_BASE_URL",
             "BYOK_DEEPSEEK_BASE_URL",
+            "BYOK_OPENAI_COMPATIBLE_BASE_URL",
         }
         r = httpx.get(
             exports["BYOK_OPENAI_BASE_URL"] + "/models",

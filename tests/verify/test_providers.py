@@ -16,6 +16,7 @@ from tests.verify.shapes import (
     PREFIX,
     config,
     env_for,
+    known_ids,
     model_list,
     serve_ok,
 )
@@ -34,7 +35,7 @@ def test_valid_key_lists_models(provider_server: ProviderServer, provider: str) 
     serve_ok(provider_server, provider)
     got = list_models(config(provider, CANARY), env=env_for(provider_server), retry=ONCE)
     assert got.classification.outcome is Outcome.OK, got.classification.detail
-    assert set(got.models) == set(PROVIDERS[provider].known_models)
+    assert set(got.models) == set(known_ids(provider))
     for seen in provider_server.seen():
         assert CANARY not in seen.path and CANARY not in str(seen.query)
         assert CANARY in " ".join(seen.headers.values())
@@ -47,6 +48,7 @@ AUTH = {
     "azure_openai": ("api-key", CANARY),
     "xai": ("authorization", f"Bearer {CANARY}"),
     "deepseek": ("authorization", f"Bearer {CANARY}"),
+    "openai_compatible": ("authorization", f"Bearer {CANARY}"),
 }
 
 
