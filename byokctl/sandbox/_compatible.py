@@ -19,6 +19,7 @@ from byokctl.sandbox._openai import OpenAIAPI
 #: The model ids the compatible stand-ins serve (free-form, as a gateway's are).
 COMPATIBLE_MODELS: tuple[str, ...] = (
     "llama-3.1-8b-instruct",
+    "meta-llama/Llama-3.3-70B-Instruct",
     "qwen2.5-7b-instruct",
     "mistral-small-3.1",
     "openai/gpt-4o-mini",
