@@ -16,6 +16,7 @@ import click
 
 from byokctl import __version__
 from byokctl.catalog import PROVIDERS
+from byokctl.cli._probe import probe as probe_command
 from byokctl.cli.boundary import guarded
 
 FORMAT_TEXT_JSON = click.Choice(["text", "json"])
@@ -302,7 +303,7 @@ def models(file: Path, provider: str, fmt: str) -> int:
     help="How long keys marked 'slow' wait.",
 )
 def sandbox(port: int, latency: float, slow_seconds: float) -> int:
-    """Run a loopback stand-in for the six providers' APIs until stopped.
+    """Run a loopback stand-in for the seven providers' APIs until stopped.
 
     It prints the BYOK_<PROVIDER>_BASE_URL lines to export and the key markers that choose
     each answer (valid, invalid, no credits, rate limited, outage, slow, flaky).
@@ -331,6 +332,9 @@ def resolve(name: str, feature: str, store: str | None, fmt: str) -> int:
         out=sys.stdout,
         err=sys.stderr,
     )
+
+
+cli.add_command(probe_command)
 
 
 @cli.command()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from byokctl.errors import StoreError
-from byokctl.model import NEO
+from byokctl.model import NEO, Workspace
 from byokctl.store import MasterKey, Store, load_master_key, load_next_keys, open_store
 from byokctl.store.runtime import (
     BreakerPolicy,
@@ -35,9 +35,11 @@ from byokctl.store.runtime import (
     open_runtime_store,
 )
 
+from . import _probe
 from ._ledger import CreditBuffer
 from ._notify import Notifier
 from ._outcome import check_outcome, classify, unclassifiable
+from ._probe import ProbeTarget
 from ._refresh import Refresher
 from ._route import (
     PROVIDER_FAILED,
@@ -312,6 +314,19 @@ class Resolver:
         self._charge((route.workspace, route.feature, route.provider, -route.cost, -1))
         self._guarded("record a failure", self._view.record_failure, route, c)
         return c
+
+    def record_probe(
+        self, workspace: str, outcome: Outcome | Classification, *, fingerprint: str
+    ) -> Classification | None:
+        """Record a probe of the credentials ``fingerprint`` names (see ``_probe``).
+
+        Recorded like a report; ignored for credentials the workspace no longer has.
+        """
+        return _probe.record_probe(self._view, workspace, outcome, fingerprint=fingerprint)
+
+    def probe_targets(self, workspaces: Iterable[Workspace] | None = None) -> list[ProbeTarget]:
+        """The enabled providers to probe: of ``workspaces``, or of every stored workspace."""
+        return _probe.probe_targets(self._view, workspaces)
 
     def _guarded(self, what: str, call: Callable[..., None], *args: object) -> None:
         """Run a store write for ``report``: never raise into the application."""

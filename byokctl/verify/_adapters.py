@@ -52,6 +52,8 @@ class ModelList:
     classification: Classification
     models: tuple[str, ...] = ()
     method: str = LISTED
+    #: The account's balance where the provider reports one (DeepSeek), else ``None``.
+    balance: float | None = None
 
 
 class Adapter(Protocol):
@@ -295,6 +297,11 @@ class _ModelsThenStatus(ABC):
     def problem(self, status: Mapping[str, Any]) -> Classification | None:
         """What the status document says is wrong, or ``None`` when nothing is."""
 
+    def balance(self, status: Mapping[str, Any]) -> float | None:
+        """The balance the status document reports, if it reports one."""
+        del status
+        return None
+
     async def probe(
         self, client: httpx.AsyncClient, endpoint: Endpoint, config: ProviderConfig, key: str
     ) -> ModelList:
@@ -305,8 +312,12 @@ class _ModelsThenStatus(ABC):
         result, doc = await _get_json(client, endpoint, self.status_path, headers, key=key)
         if result.outcome is not Outcome.OK:
             return ModelList(result)
-        problem = self.problem(doc) if isinstance(doc, Mapping) else None
-        return listed if problem is None else ModelList(problem)
+        if not isinstance(doc, Mapping):
+            return listed
+        problem = self.problem(doc)
+        if problem is not None:
+            return ModelList(problem)
+        return ModelList(listed.classification, listed.models, balance=self.balance(doc))
 
 
 class XAI(_ModelsThenStatus):
@@ -331,6 +342,17 @@ class DeepSeek(_ModelsThenStatus):
         if _empty_balance(status):
             return Classification(Outcome.NO_CREDITS, "DeepSeek: the account balance is empty")
         return None
+
+    def balance(self, status: Mapping[str, Any]) -> float | None:
+        """The largest ``total_balance`` of ``balance_infos`` (one per currency)."""
+        infos = status.get("balance_infos")
+        totals: list[float] = []
+        for info in infos if isinstance(infos, list) else ():
+            try:
+                totals.append(float(info["total_balance"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return max(totals) if totals else None
 
 
 def _empty_balance(doc: Mapping[str, Any]) -> bool:
@@ -391,7 +413,9 @@ class OpenAICompatible:
         result = classify_response(
             endpoint.provider, answer.status, answer.headers, answer.body, key=key or None
         )
-        return ModelList(result, (config.model,) if result.outcome is Outcome.OK else (), COMPLETION)
+        return ModelList(
+            result, (config.model,) if result.outcome is Outcome.OK else (), COMPLETION
+        )
 
 
 #: Every provider's adapter, by provider id.
@@ -424,9 +448,7 @@ def judge(provider: str, config: ProviderConfig, listed: ModelList) -> Classific
     if listed.method == COMPLETION:
         return Classification(
             Outcome.OK,
-            sanitize(
-                f"{config.model} answered a 1-token completion (the server lists no models)"
-            ),
+            sanitize(f"{config.model} answered a 1-token completion (the server lists no models)"),
         )
     if provider == "azure_openai":
         deployment = config.settings.get("deployment", "")

@@ -65,6 +65,8 @@ class Verified:
     classification: Classification
     models: tuple[str, ...]
     cached: bool = False
+    #: The account balance the provider reported (DeepSeek); ``None``: not reported, cached.
+    balance: float | None = None
 
     def check(self) -> CredentialCheck:
         """As the plan records it."""
@@ -148,7 +150,7 @@ async def _verify_one(ctx: _Context, config: ProviderConfig) -> Verified:
     if ctx.writer is not None and fingerprint is not None:
         # File creation blocks: the writer's thread does it, off the event loop.
         ctx.writer.put(fingerprint, verdict, listed.models)
-    return Verified(provider, verdict, listed.models)
+    return Verified(provider, verdict, listed.models, balance=listed.balance)
 
 
 def _identity(config: ProviderConfig) -> tuple[object, ...]:

@@ -23,8 +23,8 @@ import yaml
 from byokctl.classify import ClassifiedFailure, Outcome
 from byokctl.model import ProviderConfig, Secret, Workspace
 from byokctl.sandbox import Sandbox
-from byokctl.verify._run import averify_workspaces
 from byokctl.verify._http import Endpoint, checked_endpoint, private_allowed
+from byokctl.verify._run import averify_workspaces
 from tests.cli.running import run_cli
 from tests.conftest import Repo
 
@@ -62,9 +62,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def repo(
-    make_repo: Callable[[], Repo], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Repo:
+def repo(make_repo: Callable[[], Repo], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
     repo = make_repo()
     monkeypatch.chdir(repo.root)
     monkeypatch.setenv("BYOK_STORE", f"sqlite:///{tmp_path}/state.db")
@@ -76,8 +74,7 @@ def repo(
 def _checks(plan_json: str) -> dict[str, dict[str, str]]:
     doc = json.loads(plan_json)
     return {
-        change["name"]: {c["provider"]: c for c in change["checks"]}
-        for change in doc["changes"]
+        change["name"]: {c["provider"]: c for c in change["checks"]} for change in doc["changes"]
     }
 
 
@@ -274,9 +271,7 @@ def test_the_operator_allows_listed_networks_only() -> None:
 
 
 def test_loopback_needs_the_operators_allowance(sandbox: Sandbox) -> None:
-    results = asyncio.run(
-        averify_workspaces([_compatible(f"{sandbox.url}/compatible/v1")], env={})
-    )
+    results = asyncio.run(averify_workspaces([_compatible(f"{sandbox.url}/compatible/v1")], env={}))
     (verified,) = results["acme"]
     assert verified.classification.outcome is Outcome.BAD_ENDPOINT
     assert sandbox.requests == []
