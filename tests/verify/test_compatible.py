@@ -23,10 +23,12 @@ import yaml
 from byokctl.classify import ClassifiedFailure, Outcome
 from byokctl.model import ProviderConfig, Secret, Workspace
 from byokctl.sandbox import Sandbox
+from byokctl.verify import RetryPolicy, list_models
 from byokctl.verify._http import Endpoint, checked_endpoint, private_allowed
 from byokctl.verify._run import averify_workspaces
 from tests.cli.running import run_cli
 from tests.conftest import Repo
+from tests.verify.conftest import ProviderServer, Reply
 
 CANARY = "sk-compat-canary-4d3c2b1a0f9e"
 MODEL = "qwen2.5-7b-instruct"
@@ -120,6 +122,18 @@ def test_validate_plan_apply_resolve_import(repo: Repo, sandbox: Sandbox) -> Non
     code, out, _ = run_cli("resolve", "open", "--format", "json")
     assert code == 0
     assert json.loads(out)["reason"] == "byok", "a server without auth needs no key"
+
+    # probe: the same calls as verification, recorded (both healthy: nothing opened).
+    code, out, err = run_cli("probe", "--store-only", "--format", "json", "--no-cache")
+    assert code == 0, out + err
+    probed = {r["workspace"]: r for r in json.loads(out)["results"]}
+    assert {w: (r["outcome"], r["recorded"]) for w, r in probed.items()} == {
+        "acme": ("ok", True),
+        "open": ("ok", True),
+    }
+    assert "1-token completion" in probed["open"]["detail"]
+    headers_seen = [r for r in sandbox.requests if r.path == "/compatible/v1/models"]
+    assert len(headers_seen) == 2, "plan and probe each listed the models once"
 
     # import writes back what plan reads: the headers as a mapping, then adopted, no change.
     target = repo.root / "imported"
@@ -275,3 +289,28 @@ def test_loopback_needs_the_operators_allowance(sandbox: Sandbox) -> None:
     (verified,) = results["acme"]
     assert verified.classification.outcome is Outcome.BAD_ENDPOINT
     assert sandbox.requests == []
+
+
+def test_the_request_carries_the_headers_and_no_key_when_there_is_none(
+    provider_server: ProviderServer,
+) -> None:
+    provider_server.route("/gw/v1/models", Reply(404, {"error": {"message": "Not Found"}}))
+    provider_server.route(
+        "/gw/v1/chat/completions", Reply(200, {"choices": [{"message": {"content": "h"}}]})
+    )
+    config = ProviderConfig(
+        "openai_compatible",
+        "local-model",
+        {"base_url": "https://ignored.example/v1", "headers.X-Title": "Acme", "headers.X-Env": "p"},
+        {},
+    )
+    env = {"BYOK_OPENAI_COMPATIBLE_BASE_URL": provider_server.url + "/gw/v1"}
+    got = list_models(config, env=env, retry=RetryPolicy(attempts=1))
+    assert got.classification.outcome is Outcome.OK
+    listed, completion = provider_server.seen()
+    for seen in (listed, completion):
+        assert (seen.headers["x-title"], seen.headers["x-env"]) == ("Acme", "p")
+        assert "authorization" not in seen.headers
+    assert (listed.method, completion.method) == ("GET", "POST")
+    assert json.loads(completion.body)["max_tokens"] == 1
+    assert json.loads(completion.body)["model"] == "local-model"
