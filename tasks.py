@@ -104,7 +104,7 @@ def lint() -> None:
 
 
 #: Every benchmark, in the order run: each prints its own lines and reports its rows.
-BENCHMARKS = ("validate", "sops_decrypt", "plan_apply", "verify", "resolver", "store")
+BENCHMARKS = ("validate", "sops_decrypt", "plan_apply", "verify", "probe", "resolver", "store")
 
 
 def bench() -> None:
