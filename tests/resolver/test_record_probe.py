@@ -136,3 +136,17 @@ def test_targets_from_files_are_recorded_only_when_they_are_the_stored_credentia
     assert t_same.fingerprint == _target(r, "acme")
     r.record_probe("acme", Outcome.INVALID_KEY, fingerprint=t_other.fingerprint)
     assert runtime.episodes() == []
+
+
+def test_a_compatible_route_carries_base_url_headers_and_maybe_no_key(
+    store: Store, make: Callable[..., Resolver]
+) -> None:
+    settings = {"base_url": "https://llm.acme.example/v1/", "headers.X-Title": "Acme"}
+    cfg = ProviderConfig("openai_compatible", "llama-3.1-8b-instruct", settings, {})
+    ws = Workspace("gw", enabled="openai_compatible", providers={"openai_compatible": cfg})
+    put(store, ws)
+    route = make().resolve("gw", "assist")
+    assert (route.provider, route.reason) == ("openai_compatible", "byok")
+    assert route.base_url == "https://llm.acme.example/v1"
+    assert route.headers == {"X-Title": "Acme"}
+    assert route.api_key() is None
