@@ -61,7 +61,7 @@ def demo() -> None:
     run(byokctl, "validate", workspaces, env=env)
     # plan and apply decrypt with the example's demo age key (never use it for real).
     env["SOPS_AGE_KEY_FILE"] = str(ROOT / "examples/gitops/age/demo-key.txt")
-    say("byokctl sandbox --port 0   (stands in for the six providers' APIs)")
+    say("byokctl sandbox --port 0   (stands in for the seven providers' APIs)")
     sandbox = subprocess.Popen(
         [str(byokctl), "sandbox", "--port", "0"],
         cwd=ROOT,
