@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from byokctl.classify import ClassifiedFailure, Outcome
+from byokctl.classify import ClassifiedFailure, Outcome, classify_response
 from byokctl.model import ProviderConfig, Secret, Workspace
 from byokctl.sandbox import Sandbox
 from byokctl.verify import RetryPolicy, list_models
@@ -314,3 +314,20 @@ def test_the_request_carries_the_headers_and_no_key_when_there_is_none(
     assert (listed.method, completion.method) == ("GET", "POST")
     assert json.loads(completion.body)["max_tokens"] == 1
     assert json.loads(completion.body)["model"] == "local-model"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "outcome"),
+    [
+        (400, {"error": {"message": "Invalid model name passed in model=llama-9."}}, "model_not_available"),
+        (404, {"error": 'model "llama-9" not found, try pulling it first'}, "model_not_available"),
+        (404, {"object": "error", "message": "The model `llama-9` does not exist.", "type": "NotFoundError"}, "model_not_available"),
+        (404, {"detail": "Not Found"}, "bad_endpoint"),
+        (400, {"error": {"message": "messages must not be empty"}}, "unexpected"),
+    ],
+)  # fmt: skip
+def test_gateway_model_errors_are_model_not_available(
+    status: int, body: dict[str, object], outcome: str
+) -> None:
+    got = classify_response("openai_compatible", status, {}, json.dumps(body).encode())
+    assert got.outcome.value == outcome
