@@ -161,6 +161,11 @@ def test_the_plan_diffs_headers_one_by_one(repo: Repo, sandbox: Sandbox) -> None
     }
     assert fields["providers.openai_compatible.headers.X-Env"]["action"] == "remove"
     assert fields["providers.openai_compatible.headers.X-Title"]["after"] == "Acme 2"
+    for fmt in ("text", "markdown"):
+        code, out, _ = run_cli("plan", "--format", fmt, "--no-verify")
+        assert code == 0
+        assert "providers.openai_compatible.headers.X-Title" in out
+        assert "Acme 2" in out and CANARY not in out
 
 
 def test_an_unknown_model_is_refused_by_the_servers_own_answer(
