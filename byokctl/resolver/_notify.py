@@ -96,6 +96,7 @@ class Notifier:
         message = compose(
             episode,
             model=cfg.model if cfg else None,
+            display_name=cfg.settings.get("name") if cfg else None,
             sender=self._mailer.sender,
             recipients=recipients,
         )
@@ -201,10 +202,15 @@ def compose(
     model: str | None,
     sender: str,
     recipients: Sequence[str],
+    display_name: str | None = None,
 ) -> EmailMessage:
-    """The e-mail for one failure episode (no credentials: only names and sanitized detail)."""
+    """The e-mail for one failure episode (no credentials: only names and sanitized detail).
+
+    ``display_name`` is the workspace's own name for the provider (``openai_compatible``'s
+    ``name``), else the catalog's.
+    """
     spec = PROVIDERS.get(episode.provider)
-    provider = spec.display_name if spec else episode.provider
+    provider = display_name or (spec.display_name if spec else episode.provider)
     opened = datetime.fromtimestamp(episode.opened_at, UTC)
     what = (
         "it will not recover by itself"

@@ -172,3 +172,18 @@ def test_paths_and_store_only_together_are_refused(repo: Repo) -> None:
     code, _, err = run_cli("probe", "--store-only", "workspaces")
     assert code == 1
     assert "not both" in err
+
+
+def test_the_email_names_a_compatible_provider_by_its_display_name(
+    repo: Repo, sandbox: Sandbox, mailbox: Mailbox
+) -> None:
+    text = workspace_yaml("gw", enabled="openai_compatible", keys={"openai_compatible": REVOKED})
+    repo.write("gw", text.replace("      api_key:", "      name: Acme gateway\n      api_key:"))
+    _apply(repo)
+    code, out, _ = run_cli("probe", "--store-only", "--format", "json")
+    assert code == 1
+    assert json.loads(out)["results"][0]["outcome"] == "invalid_key"
+    ((_, message),) = mailbox.wait_for(1)
+    assert "Acme gateway failed" in message["Subject"]
+    assert "Provider:   Acme gateway (openai_compatible)" in str(message.get_payload(decode=True))
+    assert REVOKED not in message.as_string()
