@@ -9,7 +9,8 @@ from typing import Any, Unpack
 
 from byokctl.classify import Outcome
 from byokctl.model import Workspace
-from byokctl.resolver import ProbeTarget, Resolver
+from byokctl.resolver import Resolver
+from byokctl.resolver._probe import ProbeTarget
 from byokctl.verify._run import Effects, Verified, averify_workspaces
 
 #: Checks in flight at once, unless the caller says otherwise.

@@ -22,7 +22,6 @@ See ``docs/resolver.md`` for reasons, costs, the breaker, e-mails and what a cra
 
 from __future__ import annotations
 
-from byokctl.resolver._probe import ProbeTarget
 from byokctl.resolver._resolver import Resolver
 from byokctl.resolver._route import (
     BYOK_COST,
@@ -44,7 +43,6 @@ __all__ = [
     "BreakerPolicy",
     "CreditUsage",
     "Episode",
-    "ProbeTarget",
     "ProviderResponse",
     "Resolver",
     "Route",
