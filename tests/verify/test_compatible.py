@@ -336,3 +336,16 @@ def test_gateway_model_errors_are_model_not_available(
 ) -> None:
     got = classify_response("openai_compatible", status, {}, json.dumps(body).encode())
     assert got.outcome.value == outcome
+
+
+def test_plan_refuses_a_private_base_url_with_a_clear_error(repo: Repo) -> None:
+    # A literal address: the guard refuses it before any lookup or connection.
+    repo.write("acme", compatible_yaml("acme", "https://10.1.2.3/v1"))
+    code, out, err = run_cli("plan", "--format", "json")
+    assert code == 1
+    (finding,) = json.loads(out)["errors"]
+    assert (finding["workspace"], finding["outcome"]) == ("acme", "bad_endpoint")
+    detail = _checks(out)["acme"]["openai_compatible"]["detail"]
+    assert "10.1.2.3 is a non-public address (10.1.2.3); refused before connecting" in detail
+    assert "BYOK_ALLOW_PRIVATE_ENDPOINTS" in detail
+    assert "refusing to enable" in err and CANARY not in out + err
