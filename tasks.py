@@ -61,7 +61,7 @@ def demo() -> None:
     run(byokctl, "validate", workspaces, env=env)
     # plan and apply decrypt with the example's demo age key (never use it for real).
     env["SOPS_AGE_KEY_FILE"] = str(ROOT / "examples/gitops/age/demo-key.txt")
-    say("byokctl sandbox --port 0   (stands in for the six providers' APIs)")
+    say("byokctl sandbox --port 0   (stands in for the seven providers' APIs)")
     sandbox = subprocess.Popen(
         [str(byokctl), "sandbox", "--port", "0"],
         cwd=ROOT,
@@ -104,7 +104,7 @@ def lint() -> None:
 
 
 #: Every benchmark, in the order run: each prints its own lines and reports its rows.
-BENCHMARKS = ("validate", "sops_decrypt", "plan_apply", "verify", "resolver", "store")
+BENCHMARKS = ("validate", "sops_decrypt", "plan_apply", "verify", "probe", "resolver", "store")
 
 
 def bench() -> None:

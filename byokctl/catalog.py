@@ -1,4 +1,4 @@
-"""The six providers byokctl knows: one place for ids, fields and known models.
+"""The seven providers byokctl knows: one place for ids, fields and known models.
 
 The JSON Schema (``schemas/workspace.schema.json``) is the authority on structure; a test
 pins that it and this catalog agree. ``known_models`` only feed hints ("did you mean");
@@ -31,6 +31,16 @@ class ProviderSpec:
     default_base_url: str | None
     #: Where ``byokctl sandbox`` serves this provider, under its one root URL.
     sandbox_path: str
+    #: The non-secret field that holds a workspace-supplied endpoint (untrusted: the
+    #: SSRF guard applies), or ``None`` when the provider has a public base URL.
+    endpoint_setting: str | None = None
+    #: Whether ``api_key`` may be left out (servers without auth).
+    key_optional: bool = False
+    #: Non-secret fields whose value is a mapping of strings (``headers``); settings hold
+    #: them flattened as ``NAME.KEY`` (:func:`flatten_settings`).
+    mapping_settings: tuple[str, ...] = ()
+    #: Whether the model is free-form (no known list: the server's own list decides).
+    free_form_models: bool = False
 
     @property
     def base_url_env(self) -> str:
@@ -111,6 +121,7 @@ _SPECS = (
         known_models=("gpt-4o", "gpt-4o-mini", "gpt-4", "gpt-4-turbo", "gpt-35-turbo"),
         default_base_url=None,
         sandbox_path="/azure",
+        endpoint_setting="endpoint",
     ),
     ProviderSpec(
         id="xai",
@@ -126,11 +137,25 @@ _SPECS = (
         id="deepseek",
         display_name="DeepSeek",
         required_settings=(),
-        optional_settings=(),
+        optional_settings=("low_balance",),
         secret_fields=("api_key",),
         known_models=("deepseek-chat", "deepseek-reasoner"),
         default_base_url="https://api.deepseek.com",
         sandbox_path="/deepseek",
+    ),
+    ProviderSpec(
+        id="openai_compatible",
+        display_name="OpenAI-compatible",
+        required_settings=("base_url",),
+        optional_settings=("name", "id"),
+        secret_fields=("api_key",),
+        known_models=(),
+        default_base_url=None,
+        sandbox_path="/compatible/v1",
+        endpoint_setting="base_url",
+        key_optional=True,
+        mapping_settings=("headers",),
+        free_form_models=True,
     ),
 )
 
@@ -168,3 +193,74 @@ def closest_features(feature: str) -> list[str]:
 
 #: Every secret field name of any provider.
 SECRET_FIELDS: Final[frozenset[str]] = frozenset(f for s in _SPECS for f in s.secret_fields)
+
+
+#: Header names that carry credentials: a workspace may not write them in plaintext
+#: ``headers`` (the key goes in the SOPS-encrypted ``api_key``, sent as ``Authorization:
+#: Bearer``). Names holding one of :data:`CREDENTIAL_HEADER_WORDS` count too.
+CREDENTIAL_HEADERS: Final[frozenset[str]] = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-goog-api-key"}
+)
+#: Substrings that mark a header name as a credential (``X-Auth-Token``, ``X-Secret``).
+CREDENTIAL_HEADER_WORDS: Final = ("auth", "token", "secret", "password", "apikey", "api-key")
+#: Header names the HTTP client owns (framing, routing): never a workspace's.
+CLIENT_HEADERS: Final[frozenset[str]] = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "te",
+        "upgrade",
+        "keep-alive",
+        "expect",
+    }
+)
+
+
+def header_problem(name: str) -> str | None:
+    """Why ``name`` may not be a plaintext header of a workspace, or ``None``."""
+    lowered = name.lower()
+    if lowered in CLIENT_HEADERS:
+        return f"{name} is set by the HTTP client, not by a workspace"
+    if lowered in CREDENTIAL_HEADERS or any(w in lowered for w in CREDENTIAL_HEADER_WORDS):
+        return (
+            f"{name} carries credentials, which must never be written in plaintext; "
+            "put the key in api_key (SOPS-encrypted, sent as Authorization: Bearer)"
+        )
+    return None
+
+
+def flatten_settings(spec: ProviderSpec, config: Mapping[str, object]) -> dict[str, str]:
+    """A provider document's non-secret fields as settings: strings, mappings flattened.
+
+    ``headers: {X-Title: Acme}`` becomes ``{"headers.X-Title": "Acme"}``, so the store,
+    the diff and the renderers see one string per header (and diff them one by one).
+    """
+    settings = {k: str(config[k]) for k in spec.settings if k in config}
+    for name in spec.mapping_settings:
+        value = config.get(name)
+        if isinstance(value, Mapping):
+            settings.update({f"{name}.{k}": str(v) for k, v in value.items()})
+    return settings
+
+
+def document_settings(spec: ProviderSpec, settings: Mapping[str, str]) -> dict[str, object]:
+    """The inverse of :func:`flatten_settings`: settings as a workspace file spells them."""
+    out: dict[str, object] = {}
+    for key, value in settings.items():
+        name, dot, rest = key.partition(".")
+        if dot and name in spec.mapping_settings:
+            group = out.setdefault(name, {})
+            assert isinstance(group, dict)
+            group[rest] = value
+        else:
+            out[key] = value
+    return out
+
+
+def mapping_setting(settings: Mapping[str, str], name: str) -> dict[str, str]:
+    """The mapping setting ``name`` (e.g. ``headers``) of flattened ``settings``."""
+    prefix = f"{name}."
+    return {k[len(prefix) :]: v for k, v in settings.items() if k.startswith(prefix)}

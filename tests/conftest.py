@@ -90,6 +90,7 @@ def workspace_yaml(
         "xai": "grok-3",
         "deepseek": "deepseek-chat",
         "azure_openai": "gpt-4",
+        "openai_compatible": "llama-3.1-8b-instruct",
     }
     lines = [
         "apiVersion: byok/v1",
@@ -113,6 +114,8 @@ def workspace_yaml(
                 '      api_version: "2024-06-01"',
                 "      deployment: gpt4-prod",
             ]
+        if provider == "openai_compatible":
+            lines.append("      base_url: https://llm.acme.example/v1")
         lines.append(f"      api_key: {key}")
     return "\n".join(lines) + "\n"
 

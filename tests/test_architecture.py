@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "executor": {"store", "model", "errors"},
     "resolver": {"model", "catalog", "classify", "store", "errors"},
     "sandbox": {"catalog", "errors"},
+    "probe": {"model", "catalog", "classify", "verify", "resolver", "errors"},
     "github": {"byokctl", "config", "plan", "render", "model", "errors"},
     "scaffold": set(),  # data files that ``init`` writes
     "commands": {
@@ -45,6 +46,7 @@ ALLOWED: dict[str, set[str]] = {
         "resolver",
         "sandbox",
         "github",
+        "probe",
     },
     "cli": {"byokctl", "commands", "catalog", "errors", "model", "github"},
     "__main__": {"cli"},

@@ -38,9 +38,17 @@ def test_catalog_and_schema_agree() -> None:
     assert list(providers) == list(PROVIDERS)
     for pid, spec in PROVIDERS.items():
         d = defs[pid]
-        assert set(d["required"]) == {"model", *spec.required_settings, *spec.secret_fields}, pid
-        fields = {"model", "models", *spec.settings, *spec.secret_fields}
-        assert set(d["properties"]) == fields, pid
+        required_secrets = () if spec.key_optional else spec.secret_fields
+        assert set(d["required"]) == {"model", *spec.required_settings, *required_secrets}, pid
+        assert set(d["properties"]) == {
+            "model",
+            "models",
+            *spec.settings,
+            *spec.mapping_settings,
+            *spec.secret_fields,
+        }, pid
+        for name in spec.mapping_settings:
+            assert d["properties"][name]["type"] == "object", pid
         assert d["additionalProperties"] is False
         assert d["properties"]["models"] == {"$ref": "#/$defs/featureModels"}, pid
     assert schema["$defs"]["featureModels"]["additionalProperties"] == {"$ref": "#/$defs/model"}

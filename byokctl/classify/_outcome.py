@@ -65,6 +65,7 @@ SHORT_NAMES: Final = {
     "azure_openai": "Azure OpenAI",
     "xai": "xAI",
     "deepseek": "DeepSeek",
+    "openai_compatible": "OpenAI-compatible",
 }
 
 

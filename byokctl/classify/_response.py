@@ -133,6 +133,17 @@ def _is_model_error(err: _Error) -> bool:
     return _mentions(err, "model_not_found", "model not exist", "the model ", "model:", "models/")
 
 
+def _is_gateway_model_error(err: _Error) -> bool:
+    # LiteLLM: 400 "Invalid model name passed in model=x"; Ollama: 404 "model \"x\" not
+    # found, try pulling it first"; vLLM and others speak OpenAI's "The model `x` ...".
+    message = err.message.lower()
+    return (
+        _is_model_error(err)
+        or "invalid model" in message
+        or ("model" in message and "not found" in message)
+    )
+
+
 def _outcome(provider: str, status: int, err: _Error) -> Outcome:
     if 200 <= status < 300:
         return Outcome.OK
@@ -201,6 +212,9 @@ def _outcome(provider: str, status: int, err: _Error) -> Outcome:
         if status == 402:
             return Outcome.NO_CREDITS
         return Outcome.UNEXPECTED
+
+    if provider == "openai_compatible" and status in (400, 404) and _is_gateway_model_error(err):
+        return Outcome.MODEL_NOT_AVAILABLE
 
     # openai, anthropic, deepseek (and any OpenAI-compatible provider)
     if status == 401:

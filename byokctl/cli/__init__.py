@@ -16,6 +16,7 @@ import click
 
 from byokctl import __version__
 from byokctl.catalog import PROVIDERS
+from byokctl.cli._probe import probe as probe_command
 from byokctl.cli.boundary import guarded
 
 FORMAT_TEXT_JSON = click.Choice(["text", "json"])
@@ -345,6 +346,9 @@ def resolve(name: str, feature: str, store: str | None, fmt: str) -> int:
         out=sys.stdout,
         err=sys.stderr,
     )
+
+
+cli.add_command(probe_command)
 
 
 @cli.command()

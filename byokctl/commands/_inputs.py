@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from byokctl.catalog import PROVIDERS, document_settings
 from byokctl.commands._tracked import tracked_secret_files
 from byokctl.config.discover import DEFAULT_PATH
 from byokctl.config.loader import load_desired
@@ -168,7 +169,11 @@ def provider_documents(
     return {
         pid: {
             "model": config.model,
-            **config.settings,
+            **(
+                document_settings(PROVIDERS[pid], config.settings)
+                if pid in PROVIDERS
+                else config.settings
+            ),
             **({"models": dict(config.models)} if config.models else {}),
             **{name: secret(value) for name, value in config.secrets.items()},
         }

@@ -72,6 +72,7 @@ def resolve(
         "provider": route.provider,
         "model": route.model,
         "base_url": route.base_url,
+        "settings": dict(route.settings),
         "reason": route.reason,
         "cost": route.cost,
         "fallback": row.fallback.fields() if row else {},

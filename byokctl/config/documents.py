@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from byokctl.catalog import PROVIDERS, SECRET_FIELDS
+from byokctl.catalog import PROVIDERS, SECRET_FIELDS, flatten_settings
 from byokctl.errors import SopsError
 from byokctl.model import FallbackPolicy, ProviderConfig, Secret, Workspace
 
@@ -60,7 +60,7 @@ def workspace_from_document(data: Mapping[str, Any]) -> Workspace:
         providers[provider_id] = ProviderConfig(
             provider=provider_id,
             model=str(config["model"]),
-            settings={k: str(config[k]) for k in provider.settings if k in config},
+            settings=flatten_settings(provider, config),
             secrets={k: Secret(str(config[k])) for k in provider.secret_fields if k in config},
             models={str(f): str(m) for f, m in (config.get("models") or {}).items()},
         )

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
-from byokctl.catalog import FEATURES, PROVIDERS, SECRET_FIELDS, ProviderSpec, closest_features
+from byokctl.catalog import (
+    FEATURES,
+    PROVIDERS,
+    SECRET_FIELDS,
+    ProviderSpec,
+    closest_features,
+    header_problem,
+)
 from byokctl.config import patterns
 from byokctl.config.schema import SchemaFinding
 from byokctl.config.yamlsource import Path
@@ -167,6 +174,7 @@ def check(
         spec_ = PROVIDERS.get(provider)
         if spec_ is None or not isinstance(config, Mapping):
             continue
+        yield from _compatible_findings(provider, spec_.key_optional, config)
         yield from _unknown_model(
             spec_, config.get("model"), ("spec", "providers", provider, "model")
         )
@@ -213,8 +221,17 @@ def check(
 
 
 def _unknown_model(spec: ProviderSpec, model: object, path: Path) -> Iterator[SchemaFinding]:
-    """A warning for a model id the catalog does not know, with the closest known ids."""
-    if not isinstance(model, str) or is_encrypted(model) or model in spec.known_models:
+    """A warning for a model id the catalog does not know, with the closest known ids.
+
+    None for a provider without a known list (plan asks the server: its model list or one
+    token).
+    """
+    if (
+        spec.free_form_models
+        or not isinstance(model, str)
+        or is_encrypted(model)
+        or model in spec.known_models
+    ):
         return
     close = spec.closest_models(model)
     hint = (
@@ -229,6 +246,44 @@ def _unknown_model(spec: ProviderSpec, model: object, path: Path) -> Iterator[Sc
     )
 
 
+def _compatible_findings(
+    provider: str, key_optional: bool, config: Mapping[str, Any]
+) -> Iterator[SchemaFinding]:
+    """An optional key left out (a notice), and the ``headers`` a workspace may not set."""
+    if key_optional and "api_key" not in config:
+        yield SchemaFinding(
+            ("spec", "providers", provider),
+            "no-api-key",
+            f"spec.providers.{provider} has no api_key: requests go to the server without "
+            "authentication",
+            "fine for a server without auth; otherwise add api_key and encrypt the file",
+        )
+    headers = config.get("headers")
+    if not isinstance(headers, Mapping):
+        return
+    seen: dict[str, str] = {}
+    for name in headers:
+        if not isinstance(name, str):
+            continue
+        path = ("spec", "providers", provider, "headers", name)
+        problem = header_problem(name)
+        if problem is not None:
+            yield SchemaFinding(
+                path,
+                "credential-header",
+                f"header {problem}",
+                "remove it from headers",
+            )
+        first = seen.setdefault(name.lower(), name)
+        if first != name:
+            yield SchemaFinding(
+                path,
+                "duplicate-header",
+                f"header {name} is also given as {first}: header names are case-insensitive",
+                "keep one of them",
+            )
+
+
 def _get(document: Mapping[str, Any], path: Path) -> Any:
     value: Any = document
     for part in path:
@@ -238,5 +293,12 @@ def _get(document: Mapping[str, Any], path: Path) -> Any:
 
 #: Rules whose findings are warnings; every other rule is an error.
 WARNING_RULES: Final = frozenset(
-    {"unknown-model", "unknown-feature", "fallback-unused", "notify-empty", "non-secret-encrypted"}
+    {
+        "unknown-model",
+        "unknown-feature",
+        "fallback-unused",
+        "notify-empty",
+        "non-secret-encrypted",
+        "no-api-key",
+    }
 )

@@ -60,6 +60,9 @@ RULE_HELP: Final[dict[str, str]] = {
     "notify-empty": "A provider is enabled but nobody is notified when it fails.",
     "non-secret-encrypted": "Values other than keys are encrypted, so they cannot be "
     "checked without a key.",
+    "no-api-key": "An `openai_compatible` provider without `api_key`: requests go unauthenticated.",
+    "credential-header": "A plaintext header that carries credentials or belongs to the client.",
+    "duplicate-header": "The same header name twice, in different letter case.",
 }
 
 

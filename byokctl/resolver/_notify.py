@@ -97,6 +97,7 @@ class Notifier:
         message = compose(
             episode,
             model=cfg.model if cfg else None,
+            display_name=cfg.settings.get("name") if cfg else None,
             sender=self._mailer.sender,
             recipients=recipients,
             policy=live.workspace.fallback if live else None,
@@ -204,16 +205,19 @@ def compose(
     sender: str,
     recipients: Sequence[str],
     policy: FallbackPolicy | None = None,
+    display_name: str | None = None,
 ) -> EmailMessage:
     """The e-mail for one failure episode (no credentials: only names and sanitized detail).
 
     ``policy`` (the workspace's ``spec.fallback``) changes what it says: with ``neo:
     false`` that AI is unavailable rather than on Neo; a cap's episode says it is spent.
+    ``display_name`` is the workspace's own name for the provider (``openai_compatible``'s
+    ``name``), else the catalog's.
     """
     if episode.provider == NEO_CAP:
         return _message(episode, *cap_email(episode, policy), sender, recipients)
     spec = PROVIDERS.get(episode.provider)
-    provider = spec.display_name if spec else episode.provider
+    provider = display_name or (spec.display_name if spec else episode.provider)
     opened = datetime.fromtimestamp(episode.opened_at, UTC)
     what = (
         "it will not recover by itself"

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from byokctl.errors import StoreError
-from byokctl.model import NEO
+from byokctl.model import NEO, Workspace
 from byokctl.store import MasterKey, Store
 from byokctl.store.runtime import BreakerPolicy, CreditUsage, Period, RuntimeStore
 
@@ -33,7 +33,7 @@ from ._notify import Notifier
 from ._open import open_stores
 from ._outcome import check_outcome, classify, unclassifiable
 from ._policy import Policies, unavailable_guard
-from ._probe import record_probe
+from ._probe import ProbeTarget, probe_targets, record_probe
 from ._refresh import Refresher
 from ._route import (
     PROVIDER_FAILED,
@@ -307,6 +307,10 @@ class Resolver:
         self._charge((route.workspace, route.feature, route.provider, -route.cost, -1))
         self._guarded("record a failure", self._view.record_failure, route, c)
         return c
+
+    def probe_targets(self, workspaces: Iterable[Workspace] | None = None) -> list[ProbeTarget]:
+        """The enabled providers to probe: of ``workspaces``, or of every stored workspace."""
+        return probe_targets(self._view, workspaces)
 
     def _guarded(self, what: str, call: Callable[..., None], *args: object) -> None:
         """Run a store write for ``report``: never raise into the application."""

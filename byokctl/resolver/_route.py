@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from byokctl.catalog import FEATURES
+from byokctl.catalog import FEATURES, mapping_setting
 from byokctl.model import NEO, UNAVAILABLE, Secret
 
 #: ``FEATURES`` lives in the catalog (the config rules read it too); named here as before.
@@ -97,6 +97,14 @@ class Route:
     def is_unavailable(self) -> bool:
         """Whether no AI serves this action (policy forbids Neo, or its cap is spent)."""
         return self.provider == UNAVAILABLE
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The extra headers to send (``openai_compatible``'s ``headers``; else none).
+
+        ``settings`` holds them flattened as ``headers.NAME``; this is ``{NAME: value}``.
+        """
+        return mapping_setting(self.settings, "headers")
 
     def api_key(self) -> str | None:
         """The plaintext API key (``None`` on Neo). Call it only where the request is made."""

@@ -135,7 +135,7 @@ def base_url(config: ProviderConfig, env: Mapping[str, str]) -> str | None:
     return (
         operator_base_url(config.provider, env)
         or spec.default_base_url
-        or config.settings.get("endpoint", "").strip().rstrip("/")
+        or config.settings.get(spec.endpoint_setting or "endpoint", "").strip().rstrip("/")
         or None
     )
 
@@ -202,7 +202,7 @@ def workspace_entries(
         if cfg is None:
             entries[feature] = _fallback_entry(ws, feature, NO_PROVIDER_ENABLED, neo)
             continue
-        if "api_key" not in cfg.secrets:
+        if not _has_credentials(cfg):
             entries[feature] = _fallback_entry(ws, feature, MISSING_CREDENTIALS, neo)
             continue
         fp = fingerprints[(ws.name, cfg.provider)]
@@ -241,13 +241,19 @@ def workspace_entries(
     return entries
 
 
+def _has_credentials(cfg: ProviderConfig) -> bool:
+    """An API key, or a provider that may do without one (a server without auth)."""
+    spec = PROVIDERS.get(cfg.provider)
+    return "api_key" in cfg.secrets or (spec is not None and spec.key_optional)
+
+
 def _open(
     ws: Workspace,
     cfg: ProviderConfig,
     fingerprints: Mapping[HealthKey, str],
     health: Mapping[HealthKey, HealthRecord],
 ) -> HealthRecord | None:
-    if "api_key" not in cfg.secrets:
+    if not _has_credentials(cfg):
         return None
     h = health.get((ws.name, cfg.provider))
     if h is None or h.fingerprint != fingerprints[(ws.name, cfg.provider)]:

@@ -1,4 +1,4 @@
-"""The loopback HTTP server: one port, the six providers under path prefixes.
+"""The loopback HTTP server: one port, the seven providers under path prefixes.
 
 Built on the standard library's :class:`http.server.ThreadingHTTPServer` (a thread per
 connection) so the sandbox adds no dependency; threads suit it because every request
@@ -25,6 +25,7 @@ from byokctl.catalog import PROVIDERS
 from byokctl.sandbox._anthropic import AnthropicAPI
 from byokctl.sandbox._api import Answer, Failure, ProviderAPI, Request, StreamFailure
 from byokctl.sandbox._azure import AzureOpenAIAPI
+from byokctl.sandbox._compatible import VARIANT_APIS, CompatibleAPI
 from byokctl.sandbox._gemini import GeminiAPI
 from byokctl.sandbox._markers import FLAKY_FAILURES, Behaviour, behaviour_for, fail_after
 from byokctl.sandbox._openai import DeepSeekAPI, OpenAIAPI
@@ -35,13 +36,22 @@ PROVIDER_APIS: Final[Mapping[str, ProviderAPI]] = MappingProxyType(
     {
         api.id: api
         for api in sorted(
-            (OpenAIAPI(), AnthropicAPI(), GeminiAPI(), AzureOpenAIAPI(), XaiAPI(), DeepSeekAPI()),
+            (
+                OpenAIAPI(),
+                AnthropicAPI(),
+                GeminiAPI(),
+                AzureOpenAIAPI(),
+                XaiAPI(),
+                DeepSeekAPI(),
+                CompatibleAPI(),
+            ),
             key=lambda a: list(PROVIDERS).index(a.id),
         )
     }
 )
 
-#: The environment variable that stands for all six base URLs at once.
+#: Every stand-in by prefix: one per provider, then the variants (another path, same id).
+_ROUTED: Final[tuple[ProviderAPI, ...]] = (*PROVIDER_APIS.values(), *VARIANT_APIS)
 
 #: Query parameters that carry a key in the URL. The sandbox refuses them (Gemini accepts
 #: ``?key=``) because a key in a URL ends up in logs: byokctl must never send one.
@@ -211,7 +221,7 @@ class Sandbox:
     def answer(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """Answer one request (``target`` is the request line's path with its query)."""
         split = urlsplit(target)
-        api = next((a for a in PROVIDER_APIS.values() if _under(split.path, a.prefix)), None)
+        api = next((a for a in _ROUTED if _under(split.path, a.prefix)), None)
         if api is None:
             answer = self._root(method, split.path)
             self._record(LoggedRequest(method, split.path, None, None, answer.status))
@@ -370,6 +380,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(payload)))
         for name, value in answer.headers.items():
             self.send_header(name, value)
+        if self.close_connection:
+            # The client asked for Connection: close; say so, as real servers do, or a
+            # client may pool the connection this server is about to close.
+            self.send_header("Connection", "close")
         self.end_headers()
         if answer.stream is None:
             self.wfile.write(payload)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Protocol
 from urllib.parse import quote
 
-from byokctl.catalog import PROVIDERS
+from byokctl.catalog import PROVIDERS, mapping_setting
 from byokctl.classify import (
     Classification,
     Outcome,
@@ -34,12 +34,24 @@ ANTHROPIC_PAGE: Final = 1000
 GEMINI_PAGE: Final = 1000
 
 
+#: How an ``openai_compatible`` model was verified (the plan says which).
+LISTED: Final = "listed"
+COMPLETION: Final = "completion"
+
+
 @dataclass(frozen=True)
 class ModelList:
-    """What a key can do: the classification of its answers and the model ids it may use."""
+    """What a key can do: the classification of its answers and the model ids it may use.
+
+    ``method`` is :data:`LISTED` when ``models`` is the server's list, :data:`COMPLETION`
+    when the server lists no models and a 1-token completion of the model answered.
+    """
 
     classification: Classification
     models: tuple[str, ...] = ()
+    method: str = LISTED
+    #: The account's balance where the provider reports one (DeepSeek), else ``None``.
+    balance: float | None = None
 
 
 class Adapter(Protocol):
@@ -283,6 +295,11 @@ class _ModelsThenStatus(ABC):
     def problem(self, status: Mapping[str, Any]) -> Classification | None:
         """What the status document says is wrong, or ``None`` when nothing is."""
 
+    def balance(self, status: Mapping[str, Any]) -> float | None:
+        """The balance the status document reports, if it reports one."""
+        del status
+        return None
+
     async def probe(
         self, client: Client, endpoint: Endpoint, config: ProviderConfig, key: str
     ) -> ModelList:
@@ -293,8 +310,12 @@ class _ModelsThenStatus(ABC):
         result, doc = await _get_json(client, endpoint, self.status_path, headers, key=key)
         if result.outcome is not Outcome.OK:
             return ModelList(result)
-        problem = self.problem(doc) if isinstance(doc, Mapping) else None
-        return listed if problem is None else ModelList(problem)
+        if not isinstance(doc, Mapping):
+            return listed
+        problem = self.problem(doc)
+        if problem is not None:
+            return ModelList(problem)
+        return ModelList(listed.classification, listed.models, balance=self.balance(doc))
 
 
 class XAI(_ModelsThenStatus):
@@ -320,6 +341,17 @@ class DeepSeek(_ModelsThenStatus):
             return Classification(Outcome.NO_CREDITS, "DeepSeek: the account balance is empty")
         return None
 
+    def balance(self, status: Mapping[str, Any]) -> float | None:
+        """The largest ``total_balance`` of ``balance_infos`` (one per currency)."""
+        infos = status.get("balance_infos")
+        totals: list[float] = []
+        for info in infos if isinstance(infos, list) else ():
+            try:
+                totals.append(float(info["total_balance"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return max(totals) if totals else None
+
 
 def _empty_balance(doc: Mapping[str, Any]) -> bool:
     if doc.get("is_available") is False:
@@ -336,6 +368,54 @@ def _empty_balance(doc: Mapping[str, Any]) -> bool:
     return all(t <= 0 for t in totals)
 
 
+class OpenAICompatible:
+    """``GET {base_url}/models``; a server that lists none: a 1-token chat completion.
+
+    The key (optional: a server without auth gets none) goes as ``Authorization:
+    Bearer``; the workspace's non-secret ``headers`` ride along (credential headers are
+    refused at validate). A 404, 405 or 501 for ``/models`` means the server does not
+    list models (Ollama's older API, some vLLM and proxy set-ups): then a completion of
+    at most one token asks whether the model answers.
+    """
+
+    async def probe(
+        self, client: Client, endpoint: Endpoint, config: ProviderConfig, key: str
+    ) -> ModelList:
+        headers = mapping_setting(config.settings, "headers")
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        answer = await fetch(client, endpoint, "GET", "/models", headers=headers, key=key)
+        if answer.status not in (404, 405, 501):
+            result = classify_response(
+                endpoint.provider, answer.status, answer.headers, answer.body, key=key or None
+            )
+            if result.outcome is not Outcome.OK:
+                return ModelList(result)
+            ids = _ids(parse_answer(answer.body, key or None), endpoint.provider)
+            if ids is None:
+                return ModelList(_malformed(endpoint.provider, "is not a list of models"))
+            return ModelList(result, ids)
+        answer = await fetch(
+            client,
+            endpoint,
+            "POST",
+            "/chat/completions",
+            headers=headers,
+            key=key,
+            json={
+                "model": config.model,
+                "messages": [{"role": "user", "content": "ping"}],
+                "max_tokens": 1,
+            },
+        )
+        result = classify_response(
+            endpoint.provider, answer.status, answer.headers, answer.body, key=key or None
+        )
+        return ModelList(
+            result, (config.model,) if result.outcome is Outcome.OK else (), COMPLETION
+        )
+
+
 #: Every provider's adapter, by provider id.
 ADAPTERS: Final[Mapping[str, Adapter]] = {
     "openai": OpenAI(),
@@ -344,6 +424,7 @@ ADAPTERS: Final[Mapping[str, Adapter]] = {
     "azure_openai": AzureOpenAI(),
     "xai": XAI(),
     "deepseek": DeepSeek(),
+    "openai_compatible": OpenAICompatible(),
 }
 
 
@@ -361,7 +442,12 @@ def judge(provider: str, config: ProviderConfig, listed: ModelList) -> Classific
     """The final verdict: the answer's classification, then whether the chosen model is there."""
     if listed.classification.outcome is not Outcome.OK:
         return listed.classification
-    name = _display(provider)
+    name = config.settings.get("name") or _display(provider)
+    if listed.method == COMPLETION:
+        return Classification(
+            Outcome.OK,
+            sanitize(f"{config.model} answered a 1-token completion (the server lists no models)"),
+        )
     if provider == "azure_openai":
         deployment = config.settings.get("deployment", "")
         if config.model not in listed.models:
@@ -389,7 +475,10 @@ def judge(provider: str, config: ProviderConfig, listed: ModelList) -> Classific
     extra = (
         f" and the models for {', '.join(sorted(config.models))} are" if config.models else " is"
     )
+    how = " (listed by GET /models)" if PROVIDERS[provider].free_form_models else ""
     return Classification(
         Outcome.OK,
-        sanitize(f"{config.model}{extra} available ({len(listed.models)} models for this key)"),
+        sanitize(
+            f"{config.model}{extra} available ({len(listed.models)} models for this key){how}"
+        ),
     )

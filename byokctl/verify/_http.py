@@ -17,9 +17,12 @@
   headers and the body before the answer reaches anything else, success or error, so
   the cache, every rendering, the store and the logs only ever see the redacted answer.
 
-A **workspace-supplied** endpoint (Azure OpenAI's ``endpoint``) is untrusted: it must be
-``https``, and every address its host resolves to must be public unless the operator sets
-``BYOK_ALLOW_PRIVATE_ENDPOINTS=1``. The host is resolved once, through an injectable
+A **workspace-supplied** endpoint (Azure OpenAI's ``endpoint``, ``openai_compatible``'s
+``base_url``) is untrusted: it must be ``https`` (``openai_compatible`` may use ``http``
+for a loopback host), and every address its host resolves to must be public unless the
+operator allows it with ``BYOK_ALLOW_PRIVATE_ENDPOINTS``: ``1`` for every address, or a
+comma-separated list of CIDRs (``10.20.0.0/16,127.0.0.0/8``) for those only. A literal IP
+is judged as written, before any connection. The host is resolved once, through an injectable
 resolver, and the request is **pinned** to the address that was checked (the URL carries
 the IP; ``Host`` and the TLS SNI/certificate check use the name), so a DNS answer that
 changes between the check and the connection (rebinding) cannot redirect the key to an
@@ -118,7 +121,8 @@ def base_url_for(provider: str, config: ProviderConfig, env: Mapping[str, str]) 
         return Endpoint(provider, operator, trusted=True)
     if spec.default_base_url is not None:
         return Endpoint(provider, spec.default_base_url, trusted=True)
-    return Endpoint(provider, config.settings.get("endpoint", "").strip().rstrip("/"), False)
+    setting = spec.endpoint_setting or "endpoint"
+    return Endpoint(provider, config.settings.get(setting, "").strip().rstrip("/"), False)
 
 
 def is_public_address(address: str) -> bool:
@@ -139,26 +143,81 @@ def is_public_address(address: str) -> bool:
     )
 
 
-def private_allowed(env: Mapping[str, str]) -> bool:
-    """Whether the operator allows workspace endpoints on private addresses."""
-    return env.get(ALLOW_PRIVATE_ENV, "").strip().lower() in ("1", "true", "yes")
+#: What the operator allows: ``True`` every address, else the networks listed (maybe none).
+PrivateAllowance = bool | tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+#: Hosts ``openai_compatible`` may reach over plain ``http``: this machine only.
+LOOPBACK_HOSTS: Final = frozenset({"localhost", "::1", "[::1]"})
+
+
+def private_allowed(env: Mapping[str, str]) -> PrivateAllowance:
+    """Which non-public addresses the operator allows workspace endpoints on.
+
+    ``BYOK_ALLOW_PRIVATE_ENDPOINTS``: ``1``/``true``/``yes`` allows every address; a
+    comma-separated list of CIDRs (``10.0.0.0/8,127.0.0.0/8``) allows those networks.
+    An entry that is not a network is ignored (it allows nothing).
+    """
+    value = env.get(ALLOW_PRIVATE_ENV, "").strip()
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for part in value.split(","):
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            continue
+    return tuple(networks)
+
+
+def _allowed(address: str, allowance: PrivateAllowance) -> bool:
+    if allowance is True:
+        return True
+    if allowance is False:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == net.version and ip in net for net in allowance)
+
+
+def _loopback_host(host: str) -> bool:
+    if host.lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def checked_endpoint(
-    endpoint: Endpoint, *, resolver: AddressResolver, allow_private: bool
+    endpoint: Endpoint, *, resolver: AddressResolver, allow_private: PrivateAllowance
 ) -> Endpoint:
-    """A workspace endpoint, refused (``ClassifiedFailure``) or pinned to a checked address."""
+    """A workspace endpoint, refused (``ClassifiedFailure``) or pinned to a checked address.
+
+    Everything is decided before a connection: the scheme, the URL's shape, and every
+    address of the host (a literal IP without any lookup).
+    """
     if endpoint.trusted:
         return endpoint
     provider = endpoint.provider
+    spec = PROVIDERS[provider]
     try:
         url = httpx.URL(endpoint.base_url)
     except httpx.InvalidURL:
         raise _refuse(provider, "the endpoint is not a valid URL") from None
-    if url.scheme != "https":
-        raise _refuse(provider, "the endpoint must use https")
+    # openai_compatible's base_url has a path, and may be plain http on this machine.
+    compatible = spec.endpoint_setting == "base_url"
+    if url.scheme != "https" and not (
+        compatible and url.scheme == "http" and _loopback_host(url.host)
+    ):
+        hint = " (http only for a loopback host)" if compatible else ""
+        raise _refuse(provider, f"the endpoint must use https{hint}")
     if url.userinfo or not url.host or url.query or url.fragment:
-        raise _refuse(provider, "the endpoint must be a plain https://host URL")
+        hint = " (a path is fine; no user, query or fragment)" if compatible else ""
+        raise _refuse(provider, f"the endpoint must be a plain https://host URL{hint}")
     host = url.host
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
@@ -172,14 +231,15 @@ async def checked_endpoint(
             raise _refuse(provider, f"the endpoint's host {host} does not resolve") from None
     if not addresses:
         raise _refuse(provider, f"the endpoint's host {host} does not resolve")
-    if not allow_private:
-        for address in addresses:
-            if not is_public_address(address):
-                raise _refuse(
-                    provider,
-                    f"the endpoint {host} resolves to a non-public address ({address}); "
-                    f"an operator may allow that with {ALLOW_PRIVATE_ENV}=1",
-                )
+    for address in addresses:
+        if not is_public_address(address) and not _allowed(address, allow_private):
+            what = "is" if address == host else "resolves to"
+            raise _refuse(
+                provider,
+                f"the endpoint {host} {what} a non-public address ({address}); refused "
+                f"before connecting. An operator may allow it with {ALLOW_PRIVATE_ENV} "
+                "(a comma-separated list of CIDRs, or 1 for all)",
+            )
     return Endpoint(provider, endpoint.base_url, trusted=False, pinned_ip=addresses[0])
 
 

@@ -22,6 +22,7 @@ from typing import TextIO, TypedDict, Unpack
 
 import httpx
 
+from byokctl.catalog import PROVIDERS
 from byokctl.classify import (
     Classification,
     Outcome,
@@ -65,6 +66,8 @@ class Verified:
     classification: Classification
     models: tuple[str, ...]
     cached: bool = False
+    #: The account balance the provider reported (DeepSeek); ``None``: not reported, cached.
+    balance: float | None = None
 
     def check(self) -> CredentialCheck:
         """As the plan records it."""
@@ -109,12 +112,12 @@ async def _attempt(
 async def _verify_one(ctx: _Context, config: ProviderConfig) -> Verified:
     provider = config.provider
     secret = config.secrets.get("api_key")
-    if secret is None:
+    if secret is None and not PROVIDERS[provider].key_optional:
         return _missing_key(provider)
-    key = secret.reveal()
+    key = "" if secret is None else secret.reveal()  # "": a server without auth
     # Before any request: such a key cannot be sent (httpx would raise mid-request), and
     # no provider could accept it, so it is a finding about the key, not a failure.
-    malformed = classify_key_format(provider, key)
+    malformed = classify_key_format(provider, key) if key else None
     if malformed is not None:
         return Verified(provider, malformed, ())
     endpoint = base_url_for(provider, config, ctx.env)
@@ -156,7 +159,7 @@ async def _verify_one(ctx: _Context, config: ProviderConfig) -> Verified:
     if ctx.writer is not None and fingerprint is not None:
         # Kept for the run's one batch file, written when the run ends.
         ctx.writer.put(fingerprint, verdict, listed.models)
-    return Verified(provider, verdict, listed.models)
+    return Verified(provider, verdict, listed.models, balance=listed.balance)
 
 
 def _identity(config: ProviderConfig) -> tuple[object, ...]:

@@ -54,6 +54,11 @@ def string_fields(
             yield from string_fields(child, root, (*path, key))
     if "items" in node:
         yield from string_fields(node["items"], root, (*path, "[]"))
+    if isinstance(node.get("additionalProperties"), Mapping):
+        # A free-form mapping (a provider's per-feature models, openai_compatible's
+        # headers): one entry stands for all.
+        entry = "summarize" if path[-1:] == ("models",) else "X-Title"
+        yield from string_fields(node["additionalProperties"], root, (*path, entry))
 
 
 SCHEMA = schema.load_schema()
@@ -72,6 +77,7 @@ SAMPLES: dict[FieldPath, str] = {
 for _provider in SCHEMA["properties"]["spec"]["properties"]["providers"]["properties"]:
     _base = ("spec", "providers", _provider)
     SAMPLES[(*_base, "model")] = "gpt-4o"
+    SAMPLES[(*_base, "models", "summarize")] = "gpt-4o-mini"
 SAMPLES.update(
     {
         ("spec", "providers", "openai", "organization"): "org-acme",
@@ -79,6 +85,11 @@ SAMPLES.update(
         ("spec", "providers", "azure_openai", "endpoint"): "https://acme.openai.azure.com",
         ("spec", "providers", "azure_openai", "api_version"): "2024-06-01",
         ("spec", "providers", "azure_openai", "deployment"): "gpt4-prod",
+        ("spec", "providers", "deepseek", "low_balance"): "5.00",
+        ("spec", "providers", "openai_compatible", "base_url"): "https://llm.acme.example/v1",
+        ("spec", "providers", "openai_compatible", "name"): "Acme gateway",
+        ("spec", "providers", "openai_compatible", "id"): "acme-gateway",
+        ("spec", "providers", "openai_compatible", "headers", "X-Title"): "Acme helpdesk",
     }
 )
 
@@ -183,7 +194,12 @@ def _patterned(path: FieldPath) -> bool:
     node: Any = SCHEMA
     for part in path:
         node = _resolve(node, SCHEMA)
-        node = node["items"] if part == "[]" else node["properties"][part]
+        if part == "[]":
+            node = node["items"]
+        elif part in node.get("properties", {}):
+            node = node["properties"][part]
+        else:
+            node = node["additionalProperties"]
     return "pattern" in _resolve(node, SCHEMA)
 
 

@@ -36,7 +36,7 @@ def test_resolve_shows_route_and_reason_without_credentials(store: Store) -> Non
     assert code == 0
     assert json.loads(out) == {
         "workspace": "acme", "feature": "auto_reply", "provider": "openai", "model": "gpt-4o",
-        "base_url": "https://api.openai.com/v1", "reason": "byok", "cost": 1,
+        "base_url": "https://api.openai.com/v1", "settings": {}, "reason": "byok", "cost": 1,
         "fallback": {}, "neo_credits_left": None,
     }  # fmt: skip
     code, out = _run(cmd.resolve, "plain", feature="summarize", fmt="text")

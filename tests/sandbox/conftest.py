@@ -17,6 +17,7 @@ AUTH = {
     "azure_openai": lambda key: {"api-key": key},
     "xai": lambda key: {"Authorization": f"Bearer {key}"},
     "deepseek": lambda key: {"Authorization": f"Bearer {key}"},
+    "openai_compatible": lambda key: {"Authorization": f"Bearer {key}"},
 }
 
 #: Each provider's list-models path below its base URL (Azure needs an api-version).
@@ -27,6 +28,7 @@ LIST_PATH = {
     "azure_openai": "/openai/models?api-version=2024-06-01",
     "xai": "/models",
     "deepseek": "/models",
+    "openai_compatible": "/models",
 }
 
 

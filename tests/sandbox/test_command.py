@@ -47,6 +47,7 @@ def test_prints_exports_serves_and_stops_on_signal(sig: signal.Signals) -> None:
             "BYOK_AZURE_OPENAI_BASE_URL",
             "BYOK_XAI_BASE_URL",
             "BYOK_DEEPSEEK_BASE_URL",
+            "BYOK_OPENAI_COMPATIBLE_BASE_URL",
         }
         r = httpx.get(
             exports["BYOK_OPENAI_BASE_URL"] + "/models",
@@ -104,7 +105,9 @@ def test_stream_interval_holds_a_stream_until_the_signal() -> None:
             ) as r,
         ):
             lines = r.iter_lines()
-            assert next(lines).startswith("data: ")  # the first event; the next waits out the interval
+            assert next(lines).startswith(
+                "data: "
+            )  # the first event; the next waits out the interval
             proc.send_signal(signal.SIGTERM)  # stopping cuts the pauses short
             rest = list(lines)
         assert "data: [DONE]" in rest

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from byokctl.catalog import PROVIDERS
-from byokctl.sandbox import Sandbox
+from byokctl.sandbox import PROVIDER_APIS, Sandbox
 
 from .conftest import AUTH, LIST_PATH, base
 
@@ -48,6 +48,13 @@ STATUS = {
         "ratelimited": 429,
         "outage": 503,
     },
+    "openai_compatible": {
+        "invalid": 401,
+        "nocredits": 429,
+        "forbidden": 403,
+        "ratelimited": 429,
+        "outage": 503,
+    },
 }
 CASES = [(p, m, s) for p, table in STATUS.items() for m, s in table.items()]
 
@@ -64,7 +71,7 @@ def get_list(
 def error_shape_ok(provider: str, body: dict[str, object]) -> bool:
     """The provider's error envelope, as PROVIDERS.md has it."""
     match provider:
-        case "openai" | "deepseek":
+        case "openai" | "deepseek" | "openai_compatible":
             err = body["error"]
             return isinstance(err, dict) and set(err) == {"message", "type", "param", "code"}
         case "anthropic":
@@ -106,7 +113,7 @@ def test_valid_key_lists_every_known_model(http: httpx.Client, sb: Sandbox, prov
         if provider == "gemini"
         else [m["id"] for m in body["data"]]
     )
-    assert ids == list(PROVIDERS[provider].known_models)
+    assert ids == list(PROVIDER_APIS[provider].models)
 
 
 @pytest.mark.parametrize("provider", list(PROVIDERS))

@@ -60,15 +60,25 @@ def old_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return f"sqlite:///{path}"
 
 
+#: What the examples gained after the fixture was written (issue 16: hooli-cx's gateway).
+ADDED_SINCE = {"hooli-cx": "providers.openai_compatible."}
+
+
 def test_an_existing_store_plans_to_no_change(
     old_store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["plan", "--no-verify", "--detailed-exitcode", "--store", old_store]
+    argv = ["plan", "--no-verify", "--format", "json", "--store", old_store]
     # The files the fixture store was applied from: none has the fields of schema 5.
     code = main([*argv, *(str(EXAMPLES / "workspaces" / f"{name}.yaml") for name in OLD_FILES)])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "No changes" in out
+    changes = [c for c in json.loads(out)["changes"] if c["actions"] != ["no-op"]]
+    # Nothing but what the files gained since: the old rows read as they were written.
+    assert {c["name"] for c in changes} == set(ADDED_SINCE)
+    for change in changes:
+        assert change["actions"] == ["update"]
+        assert all(f["path"].startswith(ADDED_SINCE[change["name"]]) for f in change["fields"])
+        assert all(f["action"] == "add" for f in change["fields"])
 
 
 def test_an_existing_store_keeps_its_rows_and_migrates_to_the_latest(old_store: str) -> None:

@@ -16,6 +16,7 @@ PREFIX = {
     "azure_openai": "/azure",
     "xai": "/xai/v1",
     "deepseek": "/deepseek",
+    "openai_compatible": "/compatible/v1",
 }
 #: The list-models path under the prefix.
 LIST_PATH = {
@@ -25,6 +26,7 @@ LIST_PATH = {
     "azure_openai": "/openai/models",
     "xai": "/models",
     "deepseek": "/models",
+    "openai_compatible": "/models",
 }
 MODEL = {
     "openai": "gpt-4o",
@@ -33,7 +35,10 @@ MODEL = {
     "azure_openai": "gpt-4o",
     "xai": "grok-3",
     "deepseek": "deepseek-chat",
+    "openai_compatible": "llama-3.1-8b-instruct",
 }
+#: The model ids the compatible server lists in these tests (the catalog knows none).
+COMPATIBLE_IDS = ("llama-3.1-8b-instruct", "qwen2.5-7b-instruct")
 DEPLOYMENT = "gpt4o-prod"
 
 
@@ -50,11 +55,18 @@ def config(provider: str, key: str, model: str | None = None, **settings: str) -
             "deployment": DEPLOYMENT,
             **settings,
         }
+    if provider == "openai_compatible":
+        settings = {"base_url": "https://llm.acme.example/v1", **settings}
     return ProviderConfig(provider, model or MODEL[provider], settings, {"api_key": Secret(key)})
 
 
+def known_ids(provider: str) -> tuple[str, ...]:
+    """The model ids a healthy account lists in these tests."""
+    return COMPATIBLE_IDS if provider == "openai_compatible" else PROVIDERS[provider].known_models
+
+
 def model_list(provider: str, ids: tuple[str, ...] | None = None) -> Any:
-    ids = ids if ids is not None else PROVIDERS[provider].known_models
+    ids = ids if ids is not None else known_ids(provider)
     if provider == "gemini":
         return {
             "models": [
@@ -132,6 +144,14 @@ FAILURES: dict[str, dict[str, Reply]] = {
         "no_credits": Reply(402, {"error": {"message": "Insufficient Balance", "type": "unknown_error"}}),
         "rate_limited": Reply(429, {"error": {"message": "Rate Limit Reached"}}, {"retry-after": "1"}),
         "outage": Reply(503, {"error": {"message": "Server overloaded"}}),
+    },
+    "openai_compatible": {
+        "invalid_key": Reply(401, {"error": {"message": "Authentication Error, Invalid proxy server token passed.", "type": "auth_error", "code": "401"}}),
+        "no_credits": Reply(402, {"error": {"message": "Insufficient credits", "code": 402}}),
+        "permission": Reply(403, {"error": {"message": "key not allowed to access model", "type": "key_model_access_denied"}}),
+        "rate_limited": Reply(429, {"error": {"message": "Rate limit exceeded"}}, {"retry-after": "1"}),
+        "outage": Reply(502, b"Bad Gateway"),
+        "unexpected": Reply(200, {"data": "nope"}),
     },
 }  # fmt: skip
 

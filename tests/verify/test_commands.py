@@ -328,7 +328,7 @@ def test_a_key_no_header_can_carry_is_invalid_key_format(
     assert code == 1 and "delta openai: invalid_key_format" in err
 
 
-def test_the_rule_against_the_sandbox_for_all_six_providers(
+def test_the_rule_against_the_sandbox_for_all_seven_providers(
     repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both sides of the rule with every provider's real answer shapes (docs/sandbox.md)."""
@@ -357,7 +357,9 @@ def test_the_rule_against_the_sandbox_for_all_six_providers(
             (repo.workspaces / f"bad-{provider.replace('_', '-')}.yaml").unlink()
         code, out, err = _cli(capsys, "plan", "--detailed-exitcode")
         assert code == 2, err
-        assert out.startswith("Warning: the provider could not confirm the credentials of 6")
+        assert out.startswith(
+            f"Warning: the provider could not confirm the credentials of {len(PROVIDERS)}"
+        )
         code, out, err = _cli(capsys, "apply", "--auto-approve")
         assert code == 0, err
-        assert "Apply complete! Workspaces: 6 added" in out
+        assert f"Apply complete! Workspaces: {len(PROVIDERS)} added" in out

@@ -17,6 +17,7 @@ from tests.verify.shapes import (
     PREFIX,
     config,
     env_for,
+    known_ids,
     model_list,
     serve_ok,
 )
@@ -35,7 +36,7 @@ def test_valid_key_lists_models(provider_server: ProviderServer, provider: str) 
     serve_ok(provider_server, provider)
     got = list_models(config(provider, CANARY), env=env_for(provider_server), retry=ONCE)
     assert got.classification.outcome is Outcome.OK, got.classification.detail
-    assert set(got.models) == set(PROVIDERS[provider].known_models)
+    assert set(got.models) == set(known_ids(provider))
     for seen in provider_server.seen():
         assert CANARY not in seen.path and CANARY not in str(seen.query)
         assert CANARY in " ".join(seen.headers.values())
@@ -48,6 +49,7 @@ AUTH = {
     "azure_openai": ("api-key", CANARY),
     "xai": ("authorization", f"Bearer {CANARY}"),
     "deepseek": ("authorization", f"Bearer {CANARY}"),
+    "openai_compatible": ("authorization", f"Bearer {CANARY}"),
 }
 
 
@@ -168,7 +170,7 @@ def test_every_per_feature_model_must_be_available_to_the_key(
     provider_server: ProviderServer, provider: str
 ) -> None:
     serve_ok(provider_server, provider)
-    known = PROVIDERS[provider].known_models
+    known = known_ids(provider)
     good = replace(config(provider, CANARY), models={"summarize": known[-1]})
     got = list_models(good, env=env_for(provider_server), retry=ONCE)
     assert got.classification.outcome is Outcome.OK, got.classification.detail
