@@ -113,7 +113,7 @@ def _round(
         parallelism=parallelism,
         cache=VerifyCache.default(os.environ) if cache else None,
     )
-    return notify_low_balance(resolver, report, env=os.environ)
+    return notify_low_balance(resolver, report)
 
 
 def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:

@@ -2,58 +2,29 @@
 
 An episode starts when a probe sees the balance below the workspace's threshold and
 ends when a probe sees it at or above it again, or when the credentials change (a new
-fingerprint is a new episode). What was sent is kept in a small JSON file (default
-``$XDG_STATE_HOME/byokctl/probe-low-balance.json``, or ``BYOK_PROBE_STATE``) on the host
-that runs the probes: the key is the credentials' keyed fingerprint, never a key. A
-scheduled workflow keeps it between runs with a cache step (``docs/probe.md``).
+fingerprint is a new episode). Which episode was e-mailed is the runtime store's
+(:attr:`~byokctl.resolver.Resolver.low_balance`), shared by every host and process that
+probes: of two probes at once exactly one claims the episode and sends; a failed send
+gives the claim back, so the next probe tries again. Only the stored credentials'
+results count (a file not applied yet changes nothing, as for failures).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from collections.abc import Mapping
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from pathlib import Path
-from typing import Final
 
 from byokctl.catalog import PROVIDERS
+from byokctl.errors import MailError
 from byokctl.model import redact
 from byokctl.probe._run import ProbeReport, ProbeResult
 from byokctl.resolver import Resolver
 from byokctl.resolver.mail import SmtpMailer
 
-STATE_ENV: Final = "BYOK_PROBE_STATE"
-
-
-def state_path(env: Mapping[str, str]) -> Path:
-    """Where the low-balance episodes are kept."""
-    if env.get(STATE_ENV):
-        return Path(env[STATE_ENV])
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "byokctl" / "probe-low-balance.json"
-
-
-def _load(path: Path) -> dict[str, float]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(doc, dict):
-        return {}
-    return {str(k): float(v) for k, v in doc.items() if isinstance(v, int | float)}
-
-
-def _save(path: Path, state: Mapping[str, float]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".probe-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(dict(state), f, sort_keys=True)
-    os.replace(tmp, path)
+_log = logging.getLogger("byokctl.probe")
 
 
 def compose(result: ProbeResult, *, sender: str, now: float) -> EmailMessage:
@@ -88,33 +59,41 @@ def compose(result: ProbeResult, *, sender: str, now: float) -> EmailMessage:
     return message
 
 
-def notify_low_balance(
-    resolver: Resolver, report: ProbeReport, *, env: Mapping[str, str]
-) -> ProbeReport:
-    """Send each new low-balance episode's e-mail; forget the episodes that ended."""
-    watched = [r for r in report.results if r.low_balance is not None and r.balance is not None]
+def notify_low_balance(resolver: Resolver, report: ProbeReport) -> ProbeReport:
+    """Send each new low-balance episode's e-mail; end the episodes whose balance recovered."""
+    watched = [
+        r
+        for r in report.results
+        if r.recorded and r.low_balance is not None and r.balance is not None
+    ]
     if not watched:
         return report
-    path = state_path(env)
-    state = _load(path)
-    now = resolver.options.clock()
+    notices = resolver.low_balance
     smtp = resolver.options.smtp_config()
     mailer = SmtpMailer(smtp) if smtp is not None else None
     sent = 0
-    changed = False
+    notes: list[str] = []
     for result in watched:
-        episode = f"{result.workspace}/{result.provider}/{result.fingerprint}"
-        stale = [k for k in state if k.startswith(f"{result.workspace}/{result.provider}/")]
-        for key in stale:
-            if key != episode or not result.running_low:
-                del state[key]  # recovered, or other credentials now: that episode ended
-                changed = True
-        if not result.running_low or episode in state or not result.notify or mailer is None:
+        ws, provider, fp = result.workspace, result.provider, result.fingerprint
+        if not result.running_low:
+            notices.end(ws, provider)  # recovered: the next drop is a new episode
             continue
-        mailer.send(compose(result, sender=mailer.sender, now=now), result.notify)
-        state[episode] = now
+        if not result.notify or mailer is None or not notices.claim(ws, provider, fp):
+            continue
+        now = resolver.options.clock()
+        try:
+            mailer.send(compose(result, sender=mailer.sender, now=now), result.notify)
+        except MailError as exc:
+            notices.release(ws, provider, fp, exc.message)
+            note = (
+                f"the running-low e-mail for {ws} could not be sent "
+                f"({exc.message.partition(':')[0]}); the next probe tries again"
+            )
+            _log.warning("probe: %s", note)
+            notes.append(note)
+            continue
+        notices.sent(ws, provider, fp)
         sent += 1
-        changed = True
-    if changed:
-        _save(path, state)
-    return replace(report, low_balance_emails=report.low_balance_emails + sent)
+    return replace(
+        report, low_balance_emails=report.low_balance_emails + sent, notes=(*report.notes, *notes)
+    )

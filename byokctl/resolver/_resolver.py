@@ -29,6 +29,7 @@ from byokctl.store import MasterKey, Store
 from byokctl.store.runtime import BreakerPolicy, CreditUsage, Period, RuntimeStore
 
 from ._ledger import CreditBuffer
+from ._low_balance import LowBalanceNotices
 from ._notify import Notifier
 from ._open import open_stores
 from ._outcome import check_outcome, classify, unclassifiable
@@ -103,6 +104,7 @@ class Resolver:
         self._neo = options.neo
         self._closed = False
         self._ledger = CreditBuffer(runtime, options.clock)
+        self.low_balance = LowBalanceNotices(runtime, options.clock)  # byokctl probe's e-mails
         #: The ledger's ``deque.append``, looked up once: ``resolve`` calls it every time.
         self._charge = self._ledger.append
         if not options.notify:

@@ -245,6 +245,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX credit_ledger_workspace_route_at ON credit_ledger (workspace, route, at)",
         ),
     ),
+    Migration(
+        6,
+        "low-balance notices: one running-low e-mail per episode, across hosts",
+        # One row per low-balance episode of a workspace's provider and credentials: its
+        # insert (ON CONFLICT DO NOTHING) is the claim, so of many probes at once exactly
+        # one sends; claimed_until is the sender's lease (a crashed sender's notice is
+        # claimed again), sent_at the e-mail. The row is deleted when the episode ends.
+        sqlite=(
+            "CREATE TABLE low_balance_notices (workspace TEXT NOT NULL,"
+            " provider TEXT NOT NULL, credential_fingerprint TEXT NOT NULL,"
+            " claimed_at TEXT NOT NULL, claimed_until TEXT, sent_at TEXT,"
+            " attempts INTEGER NOT NULL DEFAULT 0, error TEXT,"
+            " PRIMARY KEY (workspace, provider, credential_fingerprint))",
+        ),
+        postgresql=(
+            "CREATE TABLE low_balance_notices (workspace TEXT NOT NULL,"
+            " provider TEXT NOT NULL, credential_fingerprint TEXT NOT NULL,"
+            " claimed_at TIMESTAMPTZ NOT NULL, claimed_until TIMESTAMPTZ, sent_at TIMESTAMPTZ,"
+            " attempts INTEGER NOT NULL DEFAULT 0, error TEXT,"
+            " PRIMARY KEY (workspace, provider, credential_fingerprint))",
+        ),
+    ),
 )
 
 #: The table that records the applied versions, created before the first migration.

@@ -10,7 +10,9 @@ that several processes must agree on are made *inside* that transaction:
   on open episodes is the arbiter);
 - :meth:`RuntimeStore.claim_probe` grants the one half-open probe after a cooldown;
 - :meth:`RuntimeStore.claim_notification` decides which process sends an episode's
-  e-mail (a lease, so a crashed sender's episode is picked up again).
+  e-mail (a lease, so a crashed sender's episode is picked up again);
+  :meth:`RuntimeStore.claim_low_balance` does the same for a low-balance episode's
+  "running low" e-mail (``byokctl probe``).
 
 Every write that changes where a workspace's traffic goes bumps the *runtime version*;
 resolvers poll :meth:`RuntimeStore.versions` (the configuration serial and that
@@ -286,6 +288,34 @@ class RuntimeStore(Protocol):
         self, episode_id: int, error: str, *, now: float, retry_at: float
     ) -> None:
         """Release the claim after a failed send; another attempt may start at ``retry_at``."""
+        ...
+
+    def claim_low_balance(
+        self, workspace: str, provider: str, fingerprint: str, *, now: float, lease: float
+    ) -> bool:
+        """Become the one sender of a low-balance episode's "running low" e-mail.
+
+        An episode is a workspace's provider with credentials ``fingerprint`` seen below
+        its ``low_balance``. True for exactly one caller (across processes and hosts) per
+        episode, until it releases the claim or ``lease`` seconds pass without
+        :meth:`record_low_balance_sent`; other credentials' episodes of the provider end.
+        """
+        ...
+
+    def record_low_balance_sent(
+        self, workspace: str, provider: str, fingerprint: str, *, now: float
+    ) -> None:
+        """The claimed e-mail went out: no other until :meth:`end_low_balance`."""
+        ...
+
+    def release_low_balance(
+        self, workspace: str, provider: str, fingerprint: str, error: str
+    ) -> None:
+        """Give the claim back after a failed send: the next probe claims it again."""
+        ...
+
+    def end_low_balance(self, workspace: str, provider: str) -> bool:
+        """The balance is at or above the threshold again: the episode ended (whether one had)."""
         ...
 
     def append_credits(self, entries: Sequence[CreditEntry]) -> None:

@@ -14,7 +14,8 @@ decided and written in one transaction, in SQL both dialects agree on:
   index on open episodes stays the last arbiter.
 - **Compare-and-set claims.** ``claim_notification`` is one ``UPDATE ... WHERE`` the
   lease is free: a second claimer re-checks the condition against the committed row and
-  updates nothing.
+  updates nothing. ``claim_low_balance`` is one ``INSERT ... ON CONFLICT DO NOTHING``
+  (:mod:`._low_balance`): a second claimer's insert finds the first one's row.
 - **Announced route changes.** The write that bumps the runtime version announces
   ``'runtime:<version>'`` (PostgreSQL: ``NOTIFY byok_changes``, where the live state
   sends ``'<serial>'``), delivered at commit and never for a rollback;
@@ -36,6 +37,7 @@ from typing import Final
 
 from byokctl.errors import StoreError
 
+from . import _low_balance
 from ._database import (
     Busy,
     Database,
@@ -312,6 +314,33 @@ class RuntimeState:
                 " notify_error = ? WHERE id = ?",
                 (stamp(retry_at), error[:500], episode_id),
             )
+
+    def claim_low_balance(
+        self, workspace: str, provider: str, fingerprint: str, *, now: float, lease: float
+    ) -> bool:
+        """Become the one sender of this low-balance episode's e-mail (see :mod:`._low_balance`)."""
+        with self._tx("claim a low-balance e-mail") as tx:
+            key = (workspace, provider, fingerprint)
+            return _low_balance.claim(self._db, tx, key, now=now, lease=lease)
+
+    def record_low_balance_sent(
+        self, workspace: str, provider: str, fingerprint: str, *, now: float
+    ) -> None:
+        """The claimed low-balance e-mail went out."""
+        with self._tx("record a sent low-balance e-mail") as tx:
+            _low_balance.sent(tx, (workspace, provider, fingerprint), now=now)
+
+    def release_low_balance(
+        self, workspace: str, provider: str, fingerprint: str, error: str
+    ) -> None:
+        """Give a low-balance claim back after a failed send."""
+        with self._tx("release a low-balance e-mail") as tx:
+            _low_balance.release(tx, (workspace, provider, fingerprint), error)
+
+    def end_low_balance(self, workspace: str, provider: str) -> bool:
+        """The balance recovered: end the provider's low-balance episode."""
+        with self._tx("end a low-balance episode") as tx:
+            return _low_balance.end(tx, workspace, provider)
 
     def append_credits(self, entries: Sequence[CreditEntry]) -> None:
         """Append ledger entries in one transaction."""

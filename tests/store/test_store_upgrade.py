@@ -32,6 +32,7 @@ OLD_FILES = ("acme-support", "globex-helpdesk", "hooli-cx", "initech-it", "umbre
 RELEASED_MIGRATIONS = {
     4: "d082c0522f9e6b3a009611286d0eb99d63dfcc79b9aabb5dadb0f371d56e4db1",
     5: "c5ca2ec71df3189799683f4983252146390639a5fc4552f8206827574b6ea06c",
+    6: "c651eccc01863b1fc04160eb4cde37a3dd48dcd8ef2c32bee849285b345fb1ca",
 }
 
 
@@ -91,7 +92,7 @@ def test_an_existing_store_keeps_its_rows_and_migrates_to_the_latest(old_store: 
         ]  # fmt: skip
         assert not any(lw.drifted for lw in state.workspaces.values())
         assert [e.operation for e in store.audit_log()] == ["apply"]
-        assert store.schema_version() == LATEST_VERSION == 5
+        assert store.schema_version() == LATEST_VERSION == 6
         # Rows written before schema 5 read as the default policy and one model.
         for live in state.workspaces.values():
             assert live.workspace.fallback.is_default
@@ -110,11 +111,17 @@ def test_an_existing_store_keeps_its_rows_and_migrates_to_the_latest(old_store: 
         usage = {(u.workspace, u.route): (u.actions, u.credits) for u in runtime.credit_usage()}
         assert usage == {("acme-support", "neo"): (3, 30), ("hooli-cx", "byok"): (2, 0)}
         assert runtime.versions() == (1, 2)
+        # Schema 6's low-balance notices work on the migrated store: one claim per episode.
+        claims = [
+            runtime.claim_low_balance("hooli-cx", "deepseek", "fp", now=1_780_000_000.0, lease=60)
+            for _ in range(2)
+        ]
+        assert claims == [True, False]
     finally:
         runtime.close()
     db = sqlite3.connect(old_store.removeprefix("sqlite:///"))
     try:
-        assert db.execute("SELECT count(*) FROM schema_migrations").fetchone() == (5,)
+        assert db.execute("SELECT count(*) FROM schema_migrations").fetchone() == (6,)
     finally:
         db.close()
 
