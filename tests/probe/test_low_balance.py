@@ -164,7 +164,19 @@ def test_a_failed_send_is_retried_by_the_next_probe(
 ) -> None:
     working = os.environ["BYOK_SMTP_URL"]
     monkeypatch.setenv("BYOK_SMTP_URL", f"smtp://127.0.0.1:{free_port()}")  # nothing listens
-    failed = _probe(store_url)
+    proc = subprocess.run(
+        [sys.executable, "-m", "byokctl", *PROBE],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, "a low balance is not a failure, nor is a refused e-mail"
+    assert json.loads(proc.stdout)["low_balance_emails"] == 0
+    assert "the running-low e-mail for deep could not be sent" in proc.stderr
+    assert KEY not in proc.stdout + proc.stderr
+    failed = _probe(store_url)  # a second failure: the first run gave its claim back
     assert failed.low_balance_emails == 0
     (note,) = failed.notes
     assert "could not be sent" in note and "deep" in note
