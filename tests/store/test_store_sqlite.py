@@ -158,9 +158,10 @@ def test_migrations_are_recorded_once_and_newer_stores_refused(tmp_path: Path) -
         open_store(_url(db), master_key=key).close()
     conn = sqlite3.connect(db)
     versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-    assert versions == [1, 2, 3, 4, 5]
+    assert versions == [1, 2, 3, 4, 5, 6]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"provider_health", "failure_episodes", "notifications_sent", "credit_ledger"} <= tables
+    runtime = {"provider_health", "failure_episodes", "notifications_sent", "credit_ledger"}
+    assert {*runtime, "low_balance_notices"} <= tables
     with conn:
         conn.execute("INSERT INTO schema_migrations VALUES (99, 'from the future', 'now')")
     conn.close()
