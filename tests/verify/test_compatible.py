@@ -23,7 +23,7 @@ import yaml
 from byokctl.classify import ClassifiedFailure, Outcome, classify_response
 from byokctl.model import ProviderConfig, Secret, Workspace
 from byokctl.sandbox import Sandbox
-from byokctl.verify import RetryPolicy, list_models
+from byokctl.verify import RetryPolicy, VerifyCache, list_models
 from byokctl.verify._http import Endpoint, checked_endpoint, private_allowed
 from byokctl.verify._run import averify_workspaces
 from tests.cli.running import run_cli
@@ -349,3 +349,29 @@ def test_plan_refuses_a_private_base_url_with_a_clear_error(repo: Repo) -> None:
     assert "10.1.2.3 is a non-public address (10.1.2.3); refused before connecting" in detail
     assert "BYOK_ALLOW_PRIVATE_ENDPOINTS" in detail
     assert "refusing to enable" in err and CANARY not in out + err
+
+
+def test_the_cache_keeps_no_verdict_across_a_changed_private_allowance(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A refusal by the guard is the operator's setting, not a fact about the credentials.
+
+    Allowing the network must take effect at once (not after the cache's lifetime), and a
+    verdict cached while it was allowed must not outlive the allowance.
+    """
+    config = ProviderConfig(
+        "openai_compatible",
+        MODEL,
+        {"base_url": f"{sandbox.url}/compatible/v1"},
+        {"api_key": Secret(CANARY)},
+    )
+    cache = VerifyCache(tmp_path / "cache")
+    allowed = {"BYOK_ALLOW_PRIVATE_ENDPOINTS": "127.0.0.0/8"}
+    refused = list_models(config, cache=cache, env={})
+    assert refused.classification.outcome is Outcome.BAD_ENDPOINT
+    assert list_models(config, cache=cache, env={}).cached  # the same setting: a hit
+    got = list_models(config, cache=cache, env=allowed)
+    assert (got.classification.outcome, got.cached) == (Outcome.OK, False)
+    again = list_models(config, cache=cache, env={})
+    assert again.classification.outcome is Outcome.BAD_ENDPOINT
+    assert len(sandbox.requests) == 1  # only the allowed run reached the server
