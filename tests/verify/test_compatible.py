@@ -375,3 +375,26 @@ def test_the_cache_keeps_no_verdict_across_a_changed_private_allowance(
     again = list_models(config, cache=cache, env={})
     assert again.classification.outcome is Outcome.BAD_ENDPOINT
     assert len(sandbox.requests) == 1  # only the allowed run reached the server
+
+
+def test_status_and_state_list_columns_fit_the_longest_provider_id(
+    repo: Repo, sandbox: Sandbox
+) -> None:
+    repo.write("acme", compatible_yaml("acme", f"{sandbox.url}/compatible/v1"))
+    plain = {
+        "apiVersion": "byok/v1",
+        "kind": "Workspace",
+        "metadata": {"name": "plain", "notify": ["ops@acme.example"]},
+        "spec": {
+            "enabled": "openai",
+            "providers": {"openai": {"model": "gpt-4o", "api_key": CANARY + "-plain"}},
+        },
+    }
+    repo.write("plain", yaml.safe_dump(plain, sort_keys=False))
+    code, out, err = run_cli("apply", "--auto-approve", "--no-verify")
+    assert code == 0, out + err
+    for command, column in ((("status",), " since "), (("state", "list"), " providers=")):
+        code, out, err = run_cli(*command)
+        assert code == 0, err
+        rows = [line for line in out.splitlines() if line.startswith(("acme ", "plain "))]
+        assert len(rows) == 2 and len({r.index(column) for r in rows}) == 1, out
