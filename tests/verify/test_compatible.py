@@ -210,8 +210,9 @@ def test_validate_refuses_plain_http_except_on_loopback(repo: Repo, url: str) ->
     repo.write("acme", compatible_yaml("acme", url))
     code, out, _ = run_cli("validate", "--format", "json")
     assert code == 1
-    rules = [d["rule"] for d in json.loads(out)["diagnostics"] if d["severity"] == "error"]
-    assert rules == ["schema-pattern"]
+    errors = [d for d in json.loads(out)["diagnostics"] if d["severity"] == "error"]
+    assert [d["rule"] for d in errors] == ["schema-pattern"]
+    assert "no user or password, query or fragment" in errors[0]["hint"]  # every broken rule
 
 
 def _never(request: httpx.Request) -> httpx.Response:
