@@ -311,7 +311,7 @@ def models(file: Path, provider: str, fmt: str) -> int:
     help="Pause between two events of a streamed answer.",
 )
 def sandbox(port: int, latency: float, slow_seconds: float, stream_interval: float) -> int:
-    """Run a loopback stand-in for the six providers' APIs until stopped.
+    """Run a loopback stand-in for the seven providers' APIs until stopped.
 
     It prints the BYOK_<PROVIDER>_BASE_URL lines to export and the key markers that choose
     each answer (valid, invalid, no credits, rate limited, outage, slow, flaky).

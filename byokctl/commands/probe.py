@@ -38,7 +38,9 @@ def _print(report: ProbeReport, fmt: Format, out: TextIO) -> None:
         return
     width = max((len(r.workspace) for r in report.results), default=0)
     for r in report.results:
-        extra = "" if r.recorded else " (not in the store: not recorded)"
+        extra = (
+            "" if r.recorded else " (not recorded: the store holds other credentials; apply first)"
+        )
         if r.running_low:
             extra += f" (balance {r.balance:g} below low_balance {r.low_balance:g})"
         print(

@@ -146,7 +146,7 @@ def status(*, store: str | None, fmt: Format, out: TextIO, err: TextIO) -> int:
         return 0
     for s in rows:
         print(
-            f"{s.workspace:<32} {s.provider:<13} {s.reason:<36} since {_iso(s.since)}",
+            f"{s.workspace:<32} {s.provider:<17} {s.reason:<36} since {_iso(s.since)}",
             file=out,
         )
         if not s.fallback.is_default:
@@ -221,7 +221,7 @@ def credits(
         return 0
     for u in usage:
         print(
-            f"{u.workspace:<32} {u.feature:<11} {u.route:<13} "
+            f"{u.workspace:<32} {u.feature:<11} {u.route:<17} "
             f"{u.actions:>8} actions {u.credits:>9} credits",
             file=out,
         )

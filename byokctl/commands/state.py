@@ -57,7 +57,7 @@ def state_list(*, store: str | None, fmt: Format, out: TextIO, err: TextIO) -> i
             flags.append("drifted")
         note = f"  [{', '.join(flags)}]" if flags else ""
         providers = ", ".join(ws.providers) or "-"
-        print(f"{name:<32} enabled={ws.enabled or NEO:<13} providers={providers}{note}", file=out)
+        print(f"{name:<32} enabled={ws.enabled or NEO:<17} providers={providers}{note}", file=out)
     return 0
 
 

@@ -199,6 +199,15 @@ def _translate(err: ValidationError) -> Iterator[SchemaFinding]:
             )
             return
     description = rule_schema.get("description") if isinstance(rule_schema, dict) else None
+    if keyword == "pattern" and "propertyNames" in schema_path:
+        # The instance is a key of the mapping at `path`: point at that key, call it a name.
+        yield SchemaFinding(
+            (*path, instance),
+            "schema-pattern",
+            f"{instance!r} is not a valid name in {_where(path)}",
+            f"a name here must match {rule_value}",
+        )
+        return
     if keyword == "pattern":
         yield SchemaFinding(
             path,

@@ -198,6 +198,22 @@ _TRANSIENT_TO_DO: Final = (
 )
 
 
+def _under_policy(todo: str, episode: Episode, policy: FallbackPolicy | None) -> str:
+    """The advice as the workspace's policy has it: "Neo serves" is the default's wording.
+
+    With ``neo: false`` nothing serves until then (AI is unavailable); with ``return:
+    on_recovery`` a passing probe ends a sticky failure too (``invalid_key`` excepted).
+    """
+    if policy is None or episode.outcome == "store_error":
+        return todo
+    if not policy.neo:
+        todo = todo.replace("requests go to Neo for a cooldown", "AI is unavailable for a cooldown")
+        todo = todo.replace("Neo serves until", "AI is unavailable until")
+    if episode.sticky and policy.return_ == "on_recovery" and episode.outcome != "invalid_key":
+        todo = todo.removesuffix(".") + ", or until a probe succeeds (return: on_recovery)."
+    return todo
+
+
 def compose(
     episode: Episode,
     *,
@@ -228,6 +244,7 @@ def compose(
         _WHAT_TO_DO.get(episode.outcome, _TRANSIENT_TO_DO) if episode.sticky else _TRANSIENT_TO_DO
     )
     no_neo = policy is not None and not policy.neo
+    todo = _under_policy(todo, episode, policy)
     takeover = "AI is unavailable (Neo is disabled)" if no_neo else "Neo has taken over"
     headline = (
         f"The configuration of workspace {episode.workspace!r} cannot be read from byokctl's "

@@ -322,11 +322,12 @@ class Refresher:
         )
         self.patch(route, change)
         if change.episode_opened is not None:
+            live = snap.state.workspaces.get(route.workspace) if snap else None
+            no_neo = live is not None and not live.workspace.fallback.neo
             _log.warning(
-                "resolver: %s on %s failed (%s); Neo takes over",
-                route.workspace,
-                route.provider,
-                c.outcome,
+                "resolver: %s on %s failed (%s); %s",
+                *(route.workspace, route.provider, c.outcome),
+                "AI is unavailable (fallback.neo: false)" if no_neo else "Neo takes over",
             )
             self._wake()
 

@@ -422,8 +422,9 @@ class Resolver:
         if snap is None:
             return []
         episodes = self._runtime.episodes(open_only=True)
+        p = self._policies
         return workspace_statuses(
-            snap, table, episodes, now=self._clock(), remaining=self._policies.remaining
+            snap, table, episodes, now=self._clock(), remaining=p.remaining, peek=p.peek
         )
 
     def credit_usage(

@@ -9,7 +9,7 @@ from byokctl.model import DEFAULT_FALLBACK, FallbackPolicy
 from byokctl.store.runtime import Episode
 
 from ._refresh import Snapshot
-from ._route import BYOK, FEATURES
+from ._route import BYOK, FEATURES, Route
 from ._table import Entry, store_error_key
 
 
@@ -37,14 +37,19 @@ def workspace_statuses(
     *,
     now: float,
     remaining: Callable[[str, FallbackPolicy], int | None] = lambda _w, _p: None,
+    peek: Callable[[Route], Route] = lambda route: route,
 ) -> list[WorkspaceStatus]:
-    """Every workspace of ``snap``, sorted by name: its route in ``table`` and its episodes."""
+    """Every workspace of ``snap``, sorted by name: its route in ``table`` and its episodes.
+
+    ``peek`` is what a capped Neo route is now (``neo_cap_reached`` once the cap is spent).
+    """
     episodes: dict[str, list[Episode]] = {}
     for ep in open_episodes:
         episodes.setdefault(ep.workspace, []).append(ep)
     out = []
     for name, live in snap.state.workspaces.items():
-        route = table[name][FEATURES[0]].route
+        entry = table[name][FEATURES[0]]
+        route = entry.route if entry.capped is None else peek(entry.route)
         since = live.updated_at.timestamp()
         if (
             route.reason != BYOK

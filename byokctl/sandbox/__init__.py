@@ -1,4 +1,4 @@
-"""A loopback server that speaks the six providers' APIs, for tests, demos and offline runs.
+"""A loopback server that speaks the seven providers' APIs, for tests, demos and offline runs.
 
 ::
 

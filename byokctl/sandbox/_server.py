@@ -89,7 +89,7 @@ class LoggedRequest(NamedTuple):
 
 
 class Sandbox:
-    """The six providers' APIs on one loopback port, with behaviour chosen by the API key.
+    """The seven providers' APIs on one loopback port, with behaviour chosen by the API key.
 
     Use it as a context manager::
 
@@ -187,7 +187,7 @@ class Sandbox:
         return f"http://{self._host}:{self.port}"
 
     def base_urls(self) -> dict[str, str]:
-        """``BYOK_<PROVIDER>_BASE_URL`` -> URL, for the six providers."""
+        """``BYOK_<PROVIDER>_BASE_URL`` -> URL, for the seven providers."""
         return base_urls_for(self.url)
 
     @property

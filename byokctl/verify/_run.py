@@ -133,6 +133,8 @@ async def _verify_one(ctx: _Context, config: ProviderConfig) -> Verified:
                     **config.settings,
                     # absent when empty: entries cached before per-feature models still hit
                     **{f"models.{f}": m for f, m in config.models.items()},
+                    # a workspace endpoint's verdict depends on what the operator allows
+                    **_allowance(endpoint, ctx.env),
                 },
             )
         except OSError:
@@ -160,6 +162,18 @@ async def _verify_one(ctx: _Context, config: ProviderConfig) -> Verified:
         # Kept for the run's one batch file, written when the run ends.
         ctx.writer.put(fingerprint, verdict, listed.models)
     return Verified(provider, verdict, listed.models, balance=listed.balance)
+
+
+def _allowance(endpoint: Endpoint, env: Mapping[str, str]) -> dict[str, str]:
+    """``BYOK_ALLOW_PRIVATE_ENDPOINTS`` as part of an untrusted endpoint's fingerprint.
+
+    The guard's refusal is the operator's setting, not a fact about the credentials: a
+    changed allowance must miss, both ways. Absent when unset, so other entries still hit.
+    """
+    if endpoint.trusted:
+        return {}
+    allowance = private_allowed(env)
+    return {} if allowance == () else {"allow_private": str(allowance)}
 
 
 def _identity(config: ProviderConfig) -> tuple[object, ...]:

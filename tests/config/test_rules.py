@@ -257,3 +257,12 @@ def test_fallback_is_checked_by_the_schema_and_a_cap_without_neo_warns(tmp_path:
     for bad in ("    neo: nope\n", "    per: week\n", "    max_neo_credits: -1\n", "    when: x\n"):
         found = run(tmp_path, a=with_fallback(bad))
         assert [f[4] for f in found] == [Severity.ERROR], (bad, found)
+
+
+def test_an_invalid_header_name_points_at_the_name(tmp_path: Path) -> None:
+    providers = (
+        "    openai_compatible:\n      model: llama\n      base_url: https://llm.example.com/v1\n"
+        f"      api_key: {ENC}\n      headers:\n        X-Title: ok\n        Bad Name: x\n"
+    )
+    found = run(tmp_path, a=workspace(enabled=None, providers=providers))
+    assert ("a.yaml", 14, 9, "schema-pattern", Severity.ERROR) in found

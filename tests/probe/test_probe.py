@@ -114,6 +114,8 @@ def test_files_not_applied_yet_are_probed_but_not_recorded(
     (result,) = json.loads(out)["results"]
     assert (result["outcome"], result["recorded"]) == ("invalid_key", False)
     assert _open_episodes() == []
+    code, out, _ = run_cli("probe")  # the text says why, not that the workspace is missing
+    assert "not recorded: the store holds other credentials; apply first" in out
     assert json.loads(run_cli("resolve", "good", "--format", "json")[1])["reason"] == "byok"
 
 

@@ -166,6 +166,7 @@ def test_every_policy_across_two_processes(
         w.send("deliver")
     assert neo_credits(fleet.runtime) == expected_neo
     status = {s["workspace"]: s for s in b.send("status")}["acme"]
+    assert (status["provider"], status["reason"]) == seen[-1]  # status shows the route now
     assert status["neo_credits_left"] == (None if cap is None or not neo else cap - expected_neo)
     episodes = open_episodes(fleet.runtime)
     assert ("openai", "no_credits") in episodes

@@ -23,7 +23,7 @@ import yaml
 from byokctl.classify import ClassifiedFailure, Outcome, classify_response
 from byokctl.model import ProviderConfig, Secret, Workspace
 from byokctl.sandbox import Sandbox
-from byokctl.verify import RetryPolicy, list_models
+from byokctl.verify import RetryPolicy, VerifyCache, list_models
 from byokctl.verify._http import Endpoint, checked_endpoint, private_allowed
 from byokctl.verify._run import averify_workspaces
 from tests.cli.running import run_cli
@@ -210,8 +210,9 @@ def test_validate_refuses_plain_http_except_on_loopback(repo: Repo, url: str) ->
     repo.write("acme", compatible_yaml("acme", url))
     code, out, _ = run_cli("validate", "--format", "json")
     assert code == 1
-    rules = [d["rule"] for d in json.loads(out)["diagnostics"] if d["severity"] == "error"]
-    assert rules == ["schema-pattern"]
+    errors = [d for d in json.loads(out)["diagnostics"] if d["severity"] == "error"]
+    assert [d["rule"] for d in errors] == ["schema-pattern"]
+    assert "no user or password, query or fragment" in errors[0]["hint"]  # every broken rule
 
 
 def _never(request: httpx.Request) -> httpx.Response:
@@ -349,3 +350,52 @@ def test_plan_refuses_a_private_base_url_with_a_clear_error(repo: Repo) -> None:
     assert "10.1.2.3 is a non-public address (10.1.2.3); refused before connecting" in detail
     assert "BYOK_ALLOW_PRIVATE_ENDPOINTS" in detail
     assert "refusing to enable" in err and CANARY not in out + err
+
+
+def test_the_cache_keeps_no_verdict_across_a_changed_private_allowance(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A refusal by the guard is the operator's setting, not a fact about the credentials.
+
+    Allowing the network must take effect at once (not after the cache's lifetime), and a
+    verdict cached while it was allowed must not outlive the allowance.
+    """
+    config = ProviderConfig(
+        "openai_compatible",
+        MODEL,
+        {"base_url": f"{sandbox.url}/compatible/v1"},
+        {"api_key": Secret(CANARY)},
+    )
+    cache = VerifyCache(tmp_path / "cache")
+    allowed = {"BYOK_ALLOW_PRIVATE_ENDPOINTS": "127.0.0.0/8"}
+    refused = list_models(config, cache=cache, env={})
+    assert refused.classification.outcome is Outcome.BAD_ENDPOINT
+    assert list_models(config, cache=cache, env={}).cached  # the same setting: a hit
+    got = list_models(config, cache=cache, env=allowed)
+    assert (got.classification.outcome, got.cached) == (Outcome.OK, False)
+    again = list_models(config, cache=cache, env={})
+    assert again.classification.outcome is Outcome.BAD_ENDPOINT
+    assert len(sandbox.requests) == 1  # only the allowed run reached the server
+
+
+def test_status_and_state_list_columns_fit_the_longest_provider_id(
+    repo: Repo, sandbox: Sandbox
+) -> None:
+    repo.write("acme", compatible_yaml("acme", f"{sandbox.url}/compatible/v1"))
+    plain = {
+        "apiVersion": "byok/v1",
+        "kind": "Workspace",
+        "metadata": {"name": "plain", "notify": ["ops@acme.example"]},
+        "spec": {
+            "enabled": "openai",
+            "providers": {"openai": {"model": "gpt-4o", "api_key": CANARY + "-plain"}},
+        },
+    }
+    repo.write("plain", yaml.safe_dump(plain, sort_keys=False))
+    code, out, err = run_cli("apply", "--auto-approve", "--no-verify")
+    assert code == 0, out + err
+    for command, column in ((("status",), " since "), (("state", "list"), " providers=")):
+        code, out, err = run_cli(*command)
+        assert code == 0, err
+        rows = [line for line in out.splitlines() if line.startswith(("acme ", "plain "))]
+        assert len(rows) == 2 and len({r.index(column) for r in rows}) == 1, out
