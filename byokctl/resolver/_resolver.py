@@ -357,8 +357,7 @@ class Resolver:
     def record_probe(
         self, workspace: str, outcome: Outcome | Classification, *, fingerprint: str
     ) -> Classification | None:
-        """A probe of the workspace's enabled provider, with the credentials of ``fingerprint``,
-        answered ``outcome``: recorded as a report is (see :mod:`._probe`)."""
+        """A probe with the credentials ``fingerprint`` names answered ``outcome`` (``_probe``)."""
         return record_probe(
             self._view, workspace, outcome, fingerprint=fingerprint, guarded=self._guarded
         )
