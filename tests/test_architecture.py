@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "executor": {"store", "model", "errors"},
     "resolver": {"model", "catalog", "classify", "store", "errors"},
     "sandbox": {"catalog", "errors"},
+    "serve": {"resolver", "classify", "model", "store", "errors"},
     "github": {"byokctl", "config", "plan", "render", "model", "errors"},
     "scaffold": set(),  # data files that ``init`` writes
     "commands": {
@@ -44,6 +45,7 @@ ALLOWED: dict[str, set[str]] = {
         "executor",
         "resolver",
         "sandbox",
+        "serve",
         "github",
     },
     "cli": {"byokctl", "commands", "catalog", "errors", "model", "github"},

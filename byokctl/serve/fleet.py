@@ -1,0 +1,255 @@
+"""The fleet as the page and ``/api/v1/fleet`` see it: one row per workspace, filtered, paged.
+
+The resolver already holds every workspace's route in memory (it routes from it); the
+index keeps :meth:`Resolver.status` rows, rebuilt only when something changed: a
+report or clear in this process (:meth:`FleetIndex.touch`), or the store's versions
+(the serial that every apply moves, the runtime version that every route-changing
+health write moves, in any process) moving. The resolver reloads within its refresh
+interval of such a move, so the index rebuilds on every tick for a short while after
+one. A page is then a filter over prepared tuples and a slice: credits and episodes
+are read from the store for the rows of that page only.
+
+Route kinds are named from ``route.provider`` alone: a provider id is ``byok``,
+``neo`` is Neo, ``unavailable`` (a policy that forbids Neo) is ``unavailable``; any
+other kind a later resolver adds shows under its own name.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from byokctl.errors import StoreError
+from byokctl.model import NEO
+from byokctl.resolver import Resolver, WorkspaceStatus
+
+_log = logging.getLogger("byokctl.serve")
+
+#: The route a policy that forbids Neo gives (``byokctl.model.UNAVAILABLE``, issue 15).
+UNAVAILABLE: Final = "unavailable"
+SORTS: Final = ("name", "-name", "route", "reason", "since", "-since")
+MAX_PER_PAGE: Final = 200
+#: How often the index checks the store's versions, and for how long after a move it
+#: keeps rebuilding (the resolver reloads within its refresh interval).
+TICK_S: Final = 0.25
+SETTLE_S: Final = 2.5
+
+
+def route_kind(provider: str) -> str:
+    """``byok``, ``neo``, ``unavailable`` (or another kind's own name) for a route's provider."""
+    if provider == NEO:
+        return "neo"
+    if provider == UNAVAILABLE:
+        return "unavailable"
+    return "byok"
+
+
+def breaker_state(reason: str) -> str:
+    """The breaker as the reason tells it: ``open``, ``half-open`` or ``closed``."""
+    if reason.startswith("circuit_open"):
+        return "open"
+    if reason.startswith("circuit_probe"):
+        return "half-open"
+    return "closed"
+
+
+def iso(t: float | None) -> str | None:
+    """POSIX seconds as ISO 8601 UTC (seconds), ``None`` stays ``None``."""
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Query:
+    """What the page asks for: filters, search, sort, page."""
+
+    route: str = ""
+    reason: str = ""
+    provider: str = ""
+    q: str = ""
+    sort: str = "name"
+    page: int = 1
+    per_page: int = 50
+
+    @classmethod
+    def parse(cls, params: Any) -> Query:
+        """From query parameters (a mapping); bad values fall back to the defaults."""
+
+        def number(name: str, default: int, top: int) -> int:
+            try:
+                return max(1, min(int(params.get(name, default)), top))
+            except (TypeError, ValueError):
+                return default
+
+        sort = str(params.get("sort", "name"))
+        return cls(
+            route=str(params.get("route", ""))[:40],
+            reason=str(params.get("reason", ""))[:120],
+            provider=str(params.get("provider", ""))[:40],
+            q=str(params.get("q", ""))[:200],
+            sort=sort if sort in SORTS else "name",
+            page=number("page", 1, 1_000_000),
+            per_page=number("per_page", 50, MAX_PER_PAGE),
+        )
+
+    def params(self, **changes: object) -> dict[str, str]:
+        """Query parameters for a link (only the non-default ones)."""
+        values = {**self.__dict__, **changes}
+        defaults = Query().__dict__
+        return {k: str(v) for k, v in values.items() if v != defaults[k]}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the fleet: its rows, how many matched, and the facets to filter by."""
+
+    rows: tuple[WorkspaceStatus, ...]
+    total: int
+    matched: int
+    query: Query
+    counts: dict[str, int]
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.matched // self.query.per_page))
+
+
+class FleetIndex:
+    """The status rows of every workspace, rebuilt on change; thread-safe reads."""
+
+    def __init__(
+        self, resolver: Resolver, versions: Callable[[], tuple[int, int]] | None = None
+    ) -> None:
+        self._resolver = resolver
+        self._versions = versions
+        self._rows: tuple[WorkspaceStatus, ...] = ()
+        self._by_name: dict[str, WorkspaceStatus] = {}
+        self._sorted: dict[str, tuple[WorkspaceStatus, ...]] = {}
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen: tuple[int, int] | None = None
+        self._settle_until = 0.0
+        #: Bumped on every rebuild: the page's poll compares it.
+        self.generation = 0
+        self.rebuild()
+
+    # -- keeping it current -----------------------------------------------------------
+
+    def rebuild(self) -> None:
+        """Take the resolver's rows now."""
+        rows = tuple(self._resolver.status())
+        counts: dict[str, int] = {}
+        for r in rows:
+            kind = route_kind(r.provider)
+            counts[kind] = counts.get(kind, 0) + 1
+        with self._lock:
+            self._rows = rows
+            self._by_name = {r.workspace: r for r in rows}
+            self._sorted = {"name": rows}
+            self._counts = counts
+            self.generation += 1
+
+    def touch(self) -> None:
+        """Something changed in this process (a report, a clear): rebuild soon."""
+        self._wake.set()
+
+    def start(self, clock: Callable[[], float]) -> None:
+        """Run the rebuilding thread (daemon) until :meth:`stop`."""
+
+        def run() -> None:
+            while not self._stop.is_set():
+                woken = self._wake.wait(TICK_S)
+                self._wake.clear()
+                if self._stop.is_set():
+                    return
+                now = clock()
+                try:
+                    moved = self._moved()
+                except StoreError:
+                    moved = False  # the resolver logs the outage; its rows stand
+                if woken or moved:
+                    self._settle_until = now + SETTLE_S
+                if now < self._settle_until:
+                    try:
+                        self.rebuild()
+                    except Exception:
+                        _log.exception("serve: could not rebuild the fleet index")
+
+        self._thread = threading.Thread(target=run, name="byokctl-serve-fleet", daemon=True)
+        self._thread.start()
+
+    def _moved(self) -> bool:
+        if self._versions is None:
+            return False
+        versions = self._versions()
+        moved = versions != self._seen
+        self._seen = versions
+        return moved
+
+    def stop(self) -> None:
+        """Stop the rebuilding thread."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def rows(self) -> tuple[WorkspaceStatus, ...]:
+        """Every row, by name."""
+        return self._rows
+
+    def get(self, name: str) -> WorkspaceStatus | None:
+        """One workspace's row."""
+        return self._by_name.get(name)
+
+    def _ordered(self, sort: str) -> tuple[WorkspaceStatus, ...]:
+        with self._lock:
+            rows, cached = self._rows, self._sorted.get(sort)
+        if cached is not None:
+            return cached
+        key: Callable[[WorkspaceStatus], Any]
+        reverse = sort.startswith("-")
+        field = sort.lstrip("-")
+        if field == "route":
+            key = lambda r: (route_kind(r.provider), r.provider, r.workspace)  # noqa: E731
+        elif field == "reason":
+            key = lambda r: (r.reason, r.workspace)  # noqa: E731
+        elif field == "since":
+            key = lambda r: (r.since, r.workspace)  # noqa: E731
+        else:
+            key = lambda r: r.workspace  # noqa: E731
+        ordered = tuple(sorted(rows, key=key, reverse=reverse))
+        with self._lock:
+            if self._rows is rows:
+                self._sorted[sort] = ordered
+        return ordered
+
+    def page(self, query: Query) -> Page:
+        """The rows ``query`` selects, one page of them."""
+        rows = self._ordered(query.sort)
+        matched: Sequence[WorkspaceStatus] = rows
+        if query.route:
+            matched = [r for r in matched if route_kind(r.provider) == query.route]
+        if query.provider:
+            matched = [r for r in matched if (r.enabled or "") == query.provider]
+        if query.reason:
+            reason = query.reason
+            matched = [r for r in matched if r.reason == reason or r.reason.startswith(reason)]
+        if query.q:
+            needle = query.q.lower()
+            matched = [r for r in matched if needle in r.workspace.lower()]
+        start = (query.page - 1) * query.per_page
+        return Page(
+            rows=tuple(matched[start : start + query.per_page]),
+            total=len(rows),
+            matched=len(matched),
+            query=query,
+            counts=dict(self._counts),
+        )
