@@ -81,7 +81,7 @@ async def read_json(request: Request) -> dict[str, Any]:
         raise BadRequest(415, "send the body as JSON (Content-Type: application/json)")
     raw = await read_body(request)
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise BadRequest(400, "the body is not UTF-8 JSON") from None
     except json.JSONDecodeError as exc:
