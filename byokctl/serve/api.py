@@ -76,7 +76,9 @@ def _outcome_of(doc: dict[str, Any]) -> str | ProviderResponse:
     if "outcome" in doc:
         outcome = doc["outcome"]
         if not isinstance(outcome, str) or outcome not in OUTCOMES:
-            raise BadRequest(400, "'outcome' is not an outcome", hint=f"one of: {', '.join(OUTCOMES)}")
+            raise BadRequest(
+                400, "'outcome' is not an outcome", hint=f"one of: {', '.join(OUTCOMES)}"
+            )
         return outcome
     status = doc.get("status")
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
@@ -162,7 +164,9 @@ def _timestamp(text: str, name: str) -> float:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise BadRequest(400, f"{name}={text!r} is not a date", hint="YYYY-MM-DD or ISO 8601") from None
+        raise BadRequest(
+            400, f"{name}={text!r} is not a date", hint="YYYY-MM-DD or ISO 8601"
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()

@@ -125,7 +125,9 @@ def page_document(page: Page, resolver: Resolver, now: float, generation: int) -
     }
 
 
-def daily_credits(resolver: Resolver, name: str, now: float, days: int = 30) -> list[dict[str, Any]]:
+def daily_credits(
+    resolver: Resolver, name: str, now: float, days: int = 30
+) -> list[dict[str, Any]]:
     """The last ``days`` days of one workspace's credits, BYOK and Neo apart, oldest first."""
     end = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = end.timestamp() - (days - 1) * 86400

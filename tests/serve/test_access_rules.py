@@ -12,6 +12,8 @@ from byokctl.serve import access_for, is_loopback
 from byokctl.serve.auth import Sessions, Tokens, add_token, hash_token
 from tests.cli.running import run_cli
 
+ANY = "0.0.0.0"  # noqa: S104 - the bind the server must refuse
+
 
 def test_a_tokens_file_line_is_a_digest_and_scopes(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
@@ -42,21 +44,21 @@ def test_a_bad_tokens_file_names_file_line_and_column(text: str, where: str, wor
 
 def test_a_non_loopback_bind_refuses_to_start_without_tokens(tmp_path: Path) -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
-    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.5")
-    with pytest.raises(ByokError, match="refusing to serve on 0.0.0.0 without tokens"):
-        access_for("0.0.0.0", {})
+    assert not is_loopback(ANY) and not is_loopback("10.0.0.5")
+    with pytest.raises(ByokError, match=r"refusing to serve on 0\.0\.0\.0 without tokens"):
+        access_for(ANY, {})
     assert access_for("127.0.0.1", {}).open
     path = tmp_path / "tokens"
     add_token(path, frozenset({"read"}))
-    assert not access_for("0.0.0.0", {"BYOK_SERVE_TOKENS_FILE": str(path)}).open
+    assert not access_for(ANY, {"BYOK_SERVE_TOKENS_FILE": str(path)}).open
     empty = tmp_path / "empty"
     empty.write_text("# none yet\n")
     with pytest.raises(ByokError, match="holds no token"):
-        access_for("0.0.0.0", {"BYOK_SERVE_TOKENS_FILE": str(empty)})
+        access_for(ANY, {"BYOK_SERVE_TOKENS_FILE": str(empty)})
 
 
 def test_the_cli_refuses_a_public_bind_without_tokens() -> None:
-    code, _, err = run_cli("serve", "--host", "0.0.0.0", "--store", "sqlite:///nowhere/state.db")
+    code, _, err = run_cli("serve", "--host", ANY, "--store", "sqlite:///nowhere/state.db")
     assert code == 1
     assert "refusing to serve on 0.0.0.0 without tokens" in err
     assert "Traceback" not in err

@@ -20,7 +20,7 @@ INVALID_KEY = json.dumps(
 )  # fmt: skip
 
 
-def resolve(served: Served, token: str = "resolve", **body: object) -> dict[str, object]:
+def resolve(served: Served, token: str = "resolve", **body: object) -> dict[str, object]:  # noqa: S107
     with served.client(token) as c:
         r = c.post("/api/v1/resolve", json={"workspace": "acme-support", **body})
     assert r.status_code == 200, r.text
@@ -191,7 +191,9 @@ def test_status_workspace_and_credits_match_the_cli(
         by_period = c.get("/api/v1/credits", params={"workspace": "initech", "period": "day"})
         bad = c.get("/api/v1/credits", params={"since": "yesterday"})
     out = io.StringIO()
-    credits_command(None, since=None, store=served.store.url, fmt="json", out=out, err=io.StringIO())
+    credits_command(
+        None, since=None, store=served.store.url, fmt="json", out=out, err=io.StringIO()
+    )
     assert {k: v for k, v in api_credits.items() if k != "period"} == json.loads(out.getvalue())
     assert [u["credits"] for u in by_period.json()["usage"]] == [2]
     assert by_period.json()["usage"][0]["period"]

@@ -29,7 +29,9 @@ def test_the_canary_key_appears_only_in_an_authorised_include_key_answer(
         )
         assert r.json()["outcome"] == "invalid_key"
         seen.append(r.text)
-        denied = c.post("/api/v1/resolve", content=b"{", headers={"content-type": "application/json"})
+        denied = c.post(
+            "/api/v1/resolve", content=b"{", headers={"content-type": "application/json"}
+        )
         seen.append(denied.text)
     with served.client("resolve") as c:
         seen.append(c.post("/api/v1/resolve", json={"workspace": "acme-support",

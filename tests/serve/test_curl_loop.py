@@ -72,8 +72,11 @@ def test_resolve_call_report_fallback_with_curl(served: Served) -> None:
         )  # fmt: skip
         assert code == 200
         assert json.loads(body)["fallback"] is None
-        code, body = curl(f"{served.url}/api/v1/workspaces/acme-support", "-H", auth.replace(
-            served.tokens["keys"], served.tokens["read"]))
+        code, body = curl(
+            f"{served.url}/api/v1/workspaces/acme-support",
+            "-H",
+            auth.replace(served.tokens["keys"], served.tokens["read"]),
+        )
         assert json.loads(body)["reason"] == "provider_failed:invalid_key"
     finally:
         sandbox.stop()

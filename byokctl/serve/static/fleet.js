@@ -53,6 +53,8 @@
     doc.workspaces.forEach(function (w) { fragment.appendChild(row(w)); });
     tbody.replaceChildren(fragment);
     set("total", doc.total);
+    set("count-byok", doc.counts.byok || 0);
+    set("count-neo", doc.counts.neo || 0);
     set("matched", doc.matched);
     set("page", doc.page);
     set("pages", doc.pages);

@@ -1,0 +1,75 @@
+"""The fleet index and page: filters, search, sort, paging, route kinds, live rebuilds."""
+
+from __future__ import annotations
+
+from byokctl.resolver import WorkspaceStatus
+from byokctl.serve.documents import fleet_row
+from byokctl.serve.fleet import Query, breaker_state, route_kind
+from byokctl.serve.pages import render
+from tests.resolver.helpers import put, workspace
+from tests.serve.conftest import Served
+from tests.waiting import wait_until
+
+
+def test_route_kinds_come_from_the_provider_alone() -> None:
+    assert route_kind("openai") == "byok"
+    assert route_kind("neo") == "neo"
+    assert route_kind("unavailable") == "unavailable"
+    assert breaker_state("circuit_open:outage") == "open"
+    assert breaker_state("circuit_probe:outage") == "half-open"
+    assert breaker_state("byok") == "closed"
+
+
+def test_an_unavailable_route_renders_as_its_own_kind() -> None:
+    # The policy branch's route (provider "unavailable"): the page needs no change for it.
+    row = WorkspaceStatus("hooli", "openai", "unavailable", "", "neo_cap_reached", 1.8e9)
+    doc = {
+        "generation": 1, "total": 1, "matched": 1, "page": 1, "pages": 1, "per_page": 50,
+        "counts": {"unavailable": 1},
+        "workspaces": [fleet_row(row, {"today": {"byok": 0, "neo": 0},
+                                       "month": {"byok": 0, "neo": 0}})],
+    }  # fmt: skip
+    html = render(
+        "fleet.html", doc=doc, query=Query(), sorts=(), links={}, csrf="", session=False,
+        admin=False,
+    ).body.decode()  # fmt: skip
+    assert '<tr data-name="hooli" class="kind-unavailable">' in html
+    assert '<td class="route">unavailable</td>' in html
+    assert '<span class="kind-unavailable">1 unavailable</span>' in html
+
+
+def test_filters_search_sort_and_pages(served: Served) -> None:
+    put(served.store, *(workspace(f"team-{i:03d}", "openai" if i % 3 else None)
+                        for i in range(120)))  # fmt: skip
+    served.resolver.refresh()
+    fleet = served.state.fleet
+    fleet.rebuild()
+    everyone = fleet.page(Query(per_page=200))
+    assert everyone.total == 123
+    neo = fleet.page(Query(route="neo", per_page=200))
+    assert {r.workspace for r in neo.rows} == {f"team-{i:03d}" for i in range(0, 120, 3)} | {
+        "initech"
+    }
+    page2 = fleet.page(Query(q="TEAM-1", sort="-name", page=2, per_page=10))
+    assert page2.matched == 20
+    assert [r.workspace for r in page2.rows] == [f"team-{i:03d}" for i in range(109, 99, -1)]
+    assert page2.pages == 2
+    anthropic = fleet.page(Query(provider="anthropic"))
+    assert [r.workspace for r in anthropic.rows] == ["globex"]
+    by_reason = fleet.page(Query(reason="no_provider", per_page=200))
+    assert by_reason.matched == 41
+    assert Query.parse({"page": "-4", "per_page": "99999", "sort": "evil"}) == Query(
+        page=1, per_page=200, sort="name"
+    )
+
+
+def test_the_index_follows_a_change_made_by_another_process(served: Served) -> None:
+    # an apply elsewhere: the store's serial moves, the resolver reloads, the index rebuilds
+    before = served.state.fleet.generation
+    put(served.store, workspace("newcomer", "openai"))
+    wait_until(lambda: served.state.fleet.get("newcomer") is not None, what="the new row")
+    assert served.state.fleet.generation > before
+    with served.client("read") as c:
+        doc = c.get("/api/v1/fleet", params={"q": "newcomer"}).json()
+    assert [w["name"] for w in doc["workspaces"]] == ["newcomer"]
+    assert doc["workspaces"][0]["kind"] == "byok"
