@@ -181,11 +181,13 @@ def main() -> int:
         print(f"in-process Resolver.resolve p50 {inproc_us:.2f} us ({args.small} workspaces)")
         for label, (rps, p50, p99) in (("1", c1), ("32", c32)):
             print(
-                f"HTTP resolve, concurrency {label}: {rps:,.0f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+                f"HTTP resolve, concurrency {label}: {rps:,.0f} req/s, "
+                f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"
             )
             rows.append(
                 Row(
-                    f"serve: resolve over HTTP, concurrency {label} (p50; {rps:,.0f} req/s, p99 {p99:.1f} ms)",
+                    f"serve: resolve over HTTP, concurrency {label} "
+                    f"(p50; {rps:,.0f} req/s, p99 {p99:.1f} ms)",
                     f"in-process {inproc_us:.2f} us",
                     f"{p50:.2f} ms",
                     f"{p50 * 1e3 / inproc_us:,.0f}x the in-process call",

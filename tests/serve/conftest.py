@@ -25,6 +25,7 @@ from byokctl.serve.auth import Sessions, Tokens, add_token
 from byokctl.serve.state import ServeState
 from byokctl.store import MasterKey, Store, open_store
 from byokctl.store.runtime import RuntimeStore, open_runtime_store
+from tests.pg import postgres_database, postgres_schema_url  # noqa: F401 - a fixture
 from tests.resolver.helpers import CANARY, put, workspace
 from tests.waiting import wait_until
 
@@ -82,8 +83,12 @@ class Served:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each server test runs on SQLite and on PostgreSQL (a fresh schema)."""
+    if request.param == "postgresql":
+        database: str = request.getfixturevalue("postgres_database")
+        return postgres_schema_url(database)
     return f"sqlite:///{tmp_path / 'store' / 'state.db'}"
 
 

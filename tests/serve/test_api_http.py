@@ -170,7 +170,7 @@ def test_security_headers_on_pages_and_api(served: Served) -> None:
 
 
 def test_status_workspace_and_credits_match_the_cli(
-    served: Served, master_key: MasterKey, monkeypatch: pytest.MonkeyPatch
+    served: Served, store_url: str, master_key: MasterKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BYOK_MASTER_KEY", master_key.to_base64())
     with served.client("resolve") as c:
@@ -179,7 +179,7 @@ def test_status_workspace_and_credits_match_the_cli(
         c.post("/api/v1/resolve", json={"workspace": "initech", "feature": "summarize"})
     served.resolver.flush()
     out = io.StringIO()
-    assert status_command(store=served.store.url, fmt="json", out=out, err=io.StringIO()) == 0
+    assert status_command(store=store_url, fmt="json", out=out, err=io.StringIO()) == 0
     with served.client("read") as c:
         assert c.get("/api/v1/status").json() == json.loads(out.getvalue())
         one = c.get("/api/v1/workspaces/globex").json()
@@ -192,7 +192,7 @@ def test_status_workspace_and_credits_match_the_cli(
         bad = c.get("/api/v1/credits", params={"since": "yesterday"})
     out = io.StringIO()
     credits_command(
-        None, since=None, store=served.store.url, fmt="json", out=out, err=io.StringIO()
+        None, since=None, store=store_url, fmt="json", out=out, err=io.StringIO()
     )
     assert {k: v for k, v in api_credits.items() if k != "period"} == json.loads(out.getvalue())
     assert [u["credits"] for u in by_period.json()["usage"]] == [2]

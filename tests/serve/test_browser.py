@@ -26,6 +26,12 @@ if not CHROMIUM.exists() and os.environ.get("CI", "").lower() != "true":
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """The browser test runs once, on SQLite (the API tests cover both backends)."""
+    return f"sqlite:///{tmp_path / 'store' / 'state.db'}"
+
+
 def test_fleet_page_live_update_workspace_page_and_clear(served: Served, tmp_path: Path) -> None:
     assert CHROMIUM.exists(), "CI must install chromium (apt-get install -y chromium)"
     with served.client("resolve") as c:  # some traffic, so the credits columns show numbers
