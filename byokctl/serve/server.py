@@ -11,8 +11,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
+import threading
 from collections.abc import Mapping
 from pathlib import Path
+from types import FrameType
 
 from byokctl.errors import ByokError
 from byokctl.resolver import Resolver
@@ -69,6 +72,13 @@ def open_state(store_url: str, access: Access, env: Mapping[str, str]) -> ServeS
     return ServeState(resolver, store, runtime, access)
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    del signum, frame
+
+
 def run(*, host: str, port: int, store_url: str, env: Mapping[str, str] | None = None) -> None:
     """Serve until SIGINT/SIGTERM; then close the resolver (flushing credits) and the stores."""
     import uvicorn  # noqa: PLC0415 - only the server needs it
@@ -89,7 +99,16 @@ def run(*, host: str, port: int, store_url: str, env: Mapping[str, str] | None =
             server_header=False,
             timeout_graceful_shutdown=10,
         )
-        uvicorn.Server(config).run()
+        # uvicorn re-raises the signal that stopped it once it has shut down, under the
+        # handler that was there before it: ours ignores it, so the stores below are
+        # closed and the command exits 0 after a graceful stop.
+        quiet = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, _ignore) for s in _STOP_SIGNALS} if quiet else {}
+        try:
+            uvicorn.Server(config).run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     finally:
         state.resolver.close()  # idempotent: the lifespan closed it unless startup failed
         state.runtime.close()
