@@ -8,6 +8,7 @@ from typing import TextIO
 
 from byokctl.commands._inputs import store_url
 from byokctl.errors import ByokError
+from byokctl.store import safe_url
 
 
 def _missing_extra(exc: ImportError) -> ByokError:
@@ -24,7 +25,7 @@ def serve(*, host: str, port: int, store: str | None, err: TextIO) -> int:
         from byokctl.serve import run  # noqa: PLC0415 - starlette/uvicorn only here
     except ImportError as exc:
         raise _missing_extra(exc) from None
-    print(f"byokctl serve: http://{host}:{port}/ on {url}", file=err, flush=True)
+    print(f"byokctl serve: {safe_url(url)}", file=err, flush=True)
     run(host=host, port=port, store_url=url)
     return 0
 

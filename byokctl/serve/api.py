@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from byokctl.classify import Outcome
 from byokctl.resolver import FEATURES, ProviderResponse, Route
+from byokctl.store.runtime import Period
 
 from .access import Denied, denial_response
 from .documents import (
@@ -179,16 +180,17 @@ async def credits(request: Request) -> Response:
         params = request.query_params
         name = params.get("workspace") or None
         since = params.get("since") or None
-        period = params.get("period") or None
-        if period not in (None, "day", "month"):
-            raise BadRequest(400, f"period={period!r}", hint="period is day or month")
+        given = params.get("period") or None
+        if given not in (None, "day", "month"):
+            raise BadRequest(400, f"period={given!r}", hint="period is day or month")
+        period: Period | None = "day" if given == "day" else "month" if given else None
         start = None if since is None else _timestamp(since, "since")
     except Denied as denied:
         return denial_response(request, denied)
     except BadRequest as bad:
         return bad.response()
     usage = await run_in_threadpool(
-        lambda: state.resolver.credit_usage(workspace=name, since=start, period=period)  # type: ignore[arg-type]
+        lambda: state.resolver.credit_usage(workspace=name, since=start, period=period)
     )
     return _answer({**credits_document(usage, since), "period": period})
 

@@ -34,7 +34,7 @@ UNAVAILABLE: Final = "unavailable"
 SORTS: Final = ("name", "-name", "route", "reason", "since", "-since")
 MAX_PER_PAGE: Final = 200
 #: How often the index checks the store's versions, and for how long after a move it
-#: keeps rebuilding (the resolver reloads within its refresh interval).
+#: may keep rebuilding (the resolver reloads within its refresh interval).
 TICK_S: Final = 0.25
 SETTLE_S: Final = 2.5
 
@@ -133,8 +133,8 @@ class FleetIndex:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._seen: tuple[int, int] | None = None
-        self._settle_until = 0.0
+        # Read before the first rebuild: a move after it is a change the rows may lack.
+        self._seen: tuple[int, int] | None = None if versions is None else versions()
         #: Bumped on every rebuild: the page's poll compares it.
         self.generation = 0
         self.rebuild()
@@ -160,26 +160,38 @@ class FleetIndex:
         self._wake.set()
 
     def start(self, clock: Callable[[], float]) -> None:
-        """Run the rebuilding thread (daemon) until :meth:`stop`."""
+        """Run the rebuilding thread (daemon) until :meth:`stop`.
+
+        A :meth:`touch` rebuilds once, at once: the resolver applied this process's own
+        change before the call returned. A move of the store's versions (another
+        process) rebuilds on every tick until the rows differ, that is until the
+        resolver has reloaded, or for :data:`SETTLE_S` at most.
+        """
 
         def run() -> None:
+            settle_until = 0.0
+            before: tuple[WorkspaceStatus, ...] = ()
             while not self._stop.is_set():
                 woken = self._wake.wait(TICK_S)
                 self._wake.clear()
                 if self._stop.is_set():
                     return
-                now = clock()
                 try:
                     moved = self._moved()
                 except StoreError:
                     moved = False  # the resolver logs the outage; its rows stand
-                if woken or moved:
-                    self._settle_until = now + SETTLE_S
-                if now < self._settle_until:
-                    try:
-                        self.rebuild()
-                    except Exception:
-                        _log.exception("serve: could not rebuild the fleet index")
+                now = clock()
+                if moved:
+                    settle_until, before = now + SETTLE_S, self._rows
+                if not (woken or now < settle_until):
+                    continue
+                try:
+                    self.rebuild()
+                except Exception:
+                    _log.exception("serve: could not rebuild the fleet index")
+                    continue
+                if settle_until and self._rows != before:
+                    settle_until = 0.0  # the resolver has the change
 
         self._thread = threading.Thread(target=run, name="byokctl-serve-fleet", daemon=True)
         self._thread.start()

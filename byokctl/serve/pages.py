@@ -9,7 +9,7 @@ session or token, and only ``POST`` changes anything.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -173,7 +173,7 @@ async def clear(request: Request) -> Response:
         return render("message.html", 404, title="Not found", message=f"no workspace {name!r}")
     changed = await run_in_threadpool(state.resolver.clear, name)
     state.fleet.rebuild()
-    return RedirectResponse(f"/workspaces/{name}?cleared={'1' if changed else '0'}", 303)
+    return RedirectResponse(f"/workspaces/{quote(name)}?cleared={'1' if changed else '0'}", 303)
 
 
 async def login_form(request: Request) -> Response:
