@@ -119,10 +119,10 @@ async def report(request: Request) -> Response:
     failure = await run_in_threadpool(state.resolver.report, route, outcome)
     if failure is None:
         if route.fingerprint is not None:
-            state.fleet.touch()
+            await run_in_threadpool(state.fleet.patch, route.workspace)
         answer = outcome if isinstance(outcome, str) else "ok"
         return _answer({"outcome": answer if route.is_neo else "ok", "fallback": None})
-    state.fleet.touch()
+    await run_in_threadpool(state.fleet.patch, route.workspace)
     fallback: Route = state.resolver.fallback(route, failure)
     state.metrics.fallbacks.labels(route.provider, str(failure.outcome)).inc()
     state.metrics.credits.labels(fallback.provider, fallback.feature).inc(fallback.cost)

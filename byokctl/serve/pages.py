@@ -172,7 +172,7 @@ async def clear(request: Request) -> Response:
     if state.fleet.get(name) is None:
         return render("message.html", 404, title="Not found", message=f"no workspace {name!r}")
     changed = await run_in_threadpool(state.resolver.clear, name)
-    state.fleet.rebuild()
+    await run_in_threadpool(state.fleet.patch, name)
     return RedirectResponse(f"/workspaces/{quote(name)}?cleared={'1' if changed else '0'}", 303)
 
 

@@ -38,7 +38,11 @@ class ServeState:
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
-        self.fleet = FleetIndex(self.resolver, self.runtime.versions)
+        self.fleet = FleetIndex(
+            self.resolver,
+            self.runtime.versions,
+            lambda name: self.runtime.episodes(workspace=name, open_only=True),
+        )
         self.metrics = Metrics(self)
 
 

@@ -191,9 +191,7 @@ def test_status_workspace_and_credits_match_the_cli(
         by_period = c.get("/api/v1/credits", params={"workspace": "initech", "period": "day"})
         bad = c.get("/api/v1/credits", params={"since": "yesterday"})
     out = io.StringIO()
-    credits_command(
-        None, since=None, store=store_url, fmt="json", out=out, err=io.StringIO()
-    )
+    credits_command(None, since=None, store=store_url, fmt="json", out=out, err=io.StringIO())
     assert {k: v for k, v in api_credits.items() if k != "period"} == json.loads(out.getvalue())
     assert [u["credits"] for u in by_period.json()["usage"]] == [2]
     assert by_period.json()["usage"][0]["period"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from byokctl.resolver import WorkspaceStatus
 from byokctl.serve.documents import fleet_row
-from byokctl.serve.fleet import Query, breaker_state, route_kind
+from byokctl.serve.fleet import FleetIndex, Query, breaker_state, route_kind
 from byokctl.serve.pages import render
 from tests.resolver.helpers import put, workspace
 from tests.serve.conftest import Served
@@ -73,3 +73,25 @@ def test_the_index_follows_a_change_made_by_another_process(served: Served) -> N
         doc = c.get("/api/v1/fleet", params={"q": "newcomer"}).json()
     assert [w["name"] for w in doc["workspaces"]] == ["newcomer"]
     assert doc["workspaces"][0]["kind"] == "byok"
+
+
+def test_a_change_made_here_patches_its_row_without_a_rebuild(served: Served) -> None:
+    runtime = served.runtime
+    index = FleetIndex(  # no thread: only patch() can change it
+        served.resolver, runtime.versions, lambda n: runtime.episodes(workspace=n)
+    )
+    generation = index.generation
+    route = served.resolver.resolve("acme-support", "assist")
+    served.resolver.report(route, "invalid_key")
+    index.patch("acme-support")
+    row = index.get("acme-support")
+    assert row is not None
+    assert (row.provider, row.reason) == ("neo", "provider_failed:invalid_key")
+    assert [e.outcome for e in row.episodes] == ["invalid_key"]
+    assert row.since == row.episodes[0].opened_at
+    assert index.generation == generation + 1
+    assert index.page(Query(route="neo")).counts == {"neo": 2, "byok": 1}
+    assert [r.workspace for r in index.page(Query(route="neo")).rows] == ["acme-support", "initech"]
+    served.resolver.clear("acme-support")
+    index.patch("acme-support")
+    assert index.get("acme-support").provider == "openai"  # type: ignore[union-attr]
