@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from byokctl.classify import sanitize
-from byokctl.model import NEO
 from byokctl.resolver import CreditUsage, Episode, Resolver, Route, WorkspaceStatus
 
 from .fleet import Page, breaker_state, iso, route_kind
@@ -91,11 +90,19 @@ def _month_start(now: float) -> tuple[float, str]:
     return start.timestamp(), day.strftime("%Y-%m-%d")
 
 
+def _side(route: str) -> str | None:
+    """Whose credits: ``neo``, ``byok`` (a provider), or ``None`` (unavailable: free)."""
+    kind = route_kind(route)
+    return kind if kind in ("neo", "byok") else None
+
+
 def split_credits(usage: Iterable[CreditUsage], today: str) -> dict[str, dict[str, int]]:
     """Today's and this month's credits, BYOK and Neo apart (rows grouped by day)."""
     out = {"today": {"byok": 0, "neo": 0}, "month": {"byok": 0, "neo": 0}}
     for u in usage:
-        side = "neo" if u.route == NEO else "byok"
+        side = _side(u.route)
+        if side is None:
+            continue
         out["month"][side] += u.credits
         if u.period == today:
             out["today"][side] += u.credits
@@ -134,7 +141,9 @@ def daily_credits(
     usage = resolver.credit_usage(workspace=name, since=start, period="day")
     by_day: dict[str, dict[str, int]] = {}
     for u in usage:
-        side = "neo" if u.route == NEO else "byok"
+        side = _side(u.route)
+        if side is None:
+            continue
         by_day.setdefault(str(u.period), {"byok": 0, "neo": 0})[side] += u.credits
     out = []
     for i in range(days):

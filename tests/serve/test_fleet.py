@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from byokctl.resolver import WorkspaceStatus
-from byokctl.serve.documents import fleet_row
+from byokctl.resolver import CreditUsage, WorkspaceStatus
+from byokctl.serve.documents import fleet_row, split_credits
 from byokctl.serve.fleet import FleetIndex, Query, breaker_state, route_kind
 from byokctl.serve.pages import render
 from tests.resolver.helpers import put, workspace
@@ -95,3 +95,16 @@ def test_a_change_made_here_patches_its_row_without_a_rebuild(served: Served) ->
     served.resolver.clear("acme-support")
     index.patch("acme-support")
     assert index.get("acme-support").provider == "openai"  # type: ignore[union-attr]
+
+
+def test_credits_split_byok_and_neo_and_unavailable_costs_nothing() -> None:
+    usage = [
+        CreditUsage("a", "assist", "openai", 4, 4, "2026-12-04"),
+        CreditUsage("a", "assist", "neo", 1, 3, "2026-12-04"),
+        CreditUsage("a", "summarize", "neo", 2, 4, "2026-12-01"),
+        CreditUsage("a", "assist", "unavailable", 5, 0, "2026-12-04"),
+    ]
+    assert split_credits(usage, "2026-12-04") == {
+        "today": {"byok": 4, "neo": 3},
+        "month": {"byok": 4, "neo": 7},
+    }

@@ -18,7 +18,9 @@ def test_one_workspaces_providers_and_secret_field_names_never_a_value(store: St
     openai = ProviderConfig("openai", "gpt-4o", {}, {"api_key": Secret(CANARY)})
     put(
         store,
-        Workspace("acme", ("ops@example.com",), "openai", {"openai": openai, "azure_openai": azure}),
+        Workspace(
+            "acme", ("ops@example.com",), "openai", {"openai": openai, "azure_openai": azure}
+        ),
         Workspace("other", ("ops@example.com",)),
     )
     got = store.provider_settings("acme")
