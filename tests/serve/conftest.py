@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -23,10 +24,10 @@ from byokctl.serve.access import Access
 from byokctl.serve.app import create_app
 from byokctl.serve.auth import Sessions, Tokens, add_token
 from byokctl.serve.state import ServeState
-from byokctl.store import MasterKey, Store, open_store
+from byokctl.store import AuditChange, AuditEntry, MasterKey, Store, WorkspaceWrite, open_store
 from byokctl.store.runtime import RuntimeStore, open_runtime_store
 from tests.pg import postgres_database, postgres_schema_url  # noqa: F401 - a fixture
-from tests.resolver.helpers import CANARY, put, workspace
+from tests.resolver.helpers import CANARY, workspace
 from tests.waiting import wait_until
 
 SCOPE_SETS = {
@@ -98,12 +99,25 @@ def master_key() -> MasterKey:
 
 
 def fleet(store: Store) -> None:
-    """The test fleet: BYOK on OpenAI (the canary key), on Anthropic, and one on Neo."""
-    put(
-        store,
+    """The test fleet: BYOK on OpenAI (the canary key), on Anthropic, and one on Neo.
+
+    Written the way apply writes it: one transaction, audited with each change's fields.
+    """
+    workspaces = (
         workspace("acme-support", "openai"),
         workspace("globex", "anthropic", key="sk-ant-test-key-000000000000"),
         workspace("initech", None),
+    )
+    fields = {"acme-support": ("enabled", "providers.openai.api_key", "providers.openai.model")}
+    audit = AuditEntry(
+        "ci@example.com",
+        datetime.now(UTC),
+        "apply",
+        store.serial() + 1,
+        tuple(AuditChange(w.name, "create", fields.get(w.name, ("notify",))) for w in workspaces),
+    )
+    store.write(
+        [WorkspaceWrite.upsert(w) for w in workspaces], expected_serial=store.serial(), audit=audit
     )
 
 

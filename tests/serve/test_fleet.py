@@ -108,3 +108,16 @@ def test_credits_split_byok_and_neo_and_unavailable_costs_nothing() -> None:
         "today": {"byok": 4, "neo": 3},
         "month": {"byok": 4, "neo": 7},
     }
+
+
+def test_the_workspace_page_shows_its_audit_entries_and_providers_never_a_key(
+    served: Served,
+) -> None:
+    with served.client("read") as c:
+        html = c.get("/workspaces/acme-support").text
+        other = c.get("/workspaces/initech").text
+    assert "ci@example.com" in html
+    assert "create enabled, providers.openai.api_key, providers.openai.model" in html
+    assert "api_key (sensitive)" in html
+    assert "providers.openai" not in other  # only its own changes
+    assert "create notify" in other
