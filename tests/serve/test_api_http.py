@@ -6,7 +6,9 @@ import io
 import json
 import logging
 
+import jsonschema
 import pytest
+from openapi_spec_validator import validate as validate_spec
 
 from byokctl.commands.resolve import credits as credits_command
 from byokctl.commands.resolve import status as status_command
@@ -198,14 +200,31 @@ def test_status_workspace_and_credits_match_the_cli(
     assert bad.status_code == 400
 
 
-def test_the_openapi_document_names_every_endpoint(served: Served) -> None:
+def test_the_openapi_document_is_valid_and_the_answers_follow_it(served: Served) -> None:
     with served.client() as c:
         doc = c.get("/api/v1/openapi.json").json()
-    assert doc["openapi"].startswith("3.1")
+    validate_spec(doc)
     assert set(doc["paths"]) >= {
         "/api/v1/resolve", "/api/v1/report", "/api/v1/status",
         "/api/v1/workspaces/{name}", "/api/v1/credits",
     }  # fmt: skip
+
+    def check(instance: object, schema: str) -> None:
+        jsonschema.validate(
+            instance, {"$ref": f"#/components/schemas/{schema}", "components": doc["components"]}
+        )
+
+    with served.client("keys") as c:
+        route = c.post("/api/v1/resolve", json={"workspace": "globex", "include_key": True})
+        check(route.json(), "Route")
+        report = c.post(
+            "/api/v1/report", json={"route_id": route.json()["route_id"], "outcome": "outage"}
+        )
+        check(report.json(), "ReportResult")
+        check(report.json()["fallback"], "Route")
+        check(c.post("/api/v1/report", json={"route_id": "gone", "outcome": "ok"}).json(), "Error")
+    with pytest.raises(jsonschema.ValidationError):
+        check({"outcome": "ok"}, "ReportResult")  # the schema does hold answers to something
 
 
 def test_the_open_loopback_server_takes_no_token_but_gives_no_key(served_open: Served) -> None:
