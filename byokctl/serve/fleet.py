@@ -37,9 +37,12 @@ UNAVAILABLE: Final = "unavailable"
 SORTS: Final = ("name", "-name", "route", "reason", "since", "-since")
 MAX_PER_PAGE: Final = 200
 #: How often the index checks the store's versions, and for how long after a move it
-#: may keep rebuilding (the resolver reloads within its refresh interval).
+#: may keep rebuilding: the resolver reloads within its refresh interval plus the
+#: reload, which at 100,000 workspaces re-reads and decrypts them all (tens of seconds).
+#: Almost every change shows in the rows (an apply moves the written workspaces'
+#: ``since``), which ends the wait early.
 TICK_S: Final = 0.25
-SETTLE_S: Final = 2.5
+SETTLE_S: Final = 120.0
 
 
 def route_kind(provider: str) -> str:
