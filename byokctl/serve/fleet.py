@@ -45,6 +45,19 @@ TICK_S: Final = 0.25
 SETTLE_S: Final = 120.0
 
 
+def _shape(rows: Sequence[WorkspaceStatus]) -> list[tuple[object, ...]]:
+    """What a change shows in: routes, reasons, whole seconds, episode ids.
+
+    Not the exact ``since``: a health record this process patched in holds the clock's
+    float, the same record read back from the store a rounded one.
+    """
+    return [
+        (r.workspace, r.enabled, r.provider, r.model, r.reason, int(r.since),
+         tuple(e.id for e in r.episodes))
+        for r in rows
+    ]  # fmt: skip
+
+
 def route_kind(provider: str) -> str:
     """``byok``, ``neo``, ``unavailable`` (or another kind's own name) for a route's provider."""
     if provider == NEO:
@@ -136,8 +149,8 @@ class FleetIndex:
         self._versions = versions
         self._episodes = episodes
         self._rows: tuple[WorkspaceStatus, ...] = ()
-        #: The rows of the last full rebuild (patches aside): what a settle compares.
-        self._built: tuple[WorkspaceStatus, ...] = ()
+        #: The shape of the last full rebuild's rows (patches aside): what a settle compares.
+        self._built: list[tuple[object, ...]] = []
         self._by_name: dict[str, WorkspaceStatus] = {}
         self._sorted: dict[str, tuple[WorkspaceStatus, ...]] = {}
         self._counts: dict[str, int] = {}
@@ -163,8 +176,9 @@ class FleetIndex:
             kind = route_kind(r.provider)
             counts[kind] = counts.get(kind, 0) + 1
         by_name = {r.workspace: r for r in rows}
+        self._built = _shape(rows)
         with self._lock:
-            self._rows = self._built = rows
+            self._rows = rows
             self._by_name = by_name
             self._sorted = {"name": rows}
             self._counts = counts
@@ -221,7 +235,7 @@ class FleetIndex:
 
         def run() -> None:
             settle_until = next_at = 0.0
-            before: tuple[WorkspaceStatus, ...] = ()
+            before: list[tuple[object, ...]] = []
             while not self._stop.wait(TICK_S):
                 try:
                     moved = self._moved()
