@@ -168,7 +168,7 @@ async def failure_to_row(base: str, name: str) -> float:
                 doc = await r.json()
             if doc["workspaces"] and doc["workspaces"][0]["kind"] == "neo":
                 return time.perf_counter() - started
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.1)  # a browser polls every 0.5 s
     raise SystemExit(f"{name} never showed on Neo")
 
 
@@ -189,7 +189,7 @@ async def apply_to_row(base: str, url: str, key: MasterKey, i: int) -> float:
                 doc = await r.json()
             if doc["workspaces"] and doc["workspaces"][0]["reason"] == "no_provider_enabled":
                 return time.perf_counter() - started
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.1)  # a browser polls every 0.5 s
     raise SystemExit(f"{name} never showed the apply")
 
 

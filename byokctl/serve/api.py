@@ -201,7 +201,7 @@ async def fleet(request: Request) -> Response:
         state.access.require(request, "read")
     except Denied as denied:
         return denial_response(request, denied)
-    page = state.fleet.page(Query.parse(request.query_params))
+    page = await run_in_threadpool(state.fleet.page, Query.parse(request.query_params))
     doc = await run_in_threadpool(
         page_document, page, state.resolver, state.clock(), state.fleet.generation
     )

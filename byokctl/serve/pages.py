@@ -59,7 +59,7 @@ async def fleet_page(request: Request) -> Response:
     except Denied as denied:
         return _denied_page(request, denied)
     query = Query.parse(request.query_params)
-    page = state.fleet.page(query)
+    page = await run_in_threadpool(state.fleet.page, query)
     doc = await run_in_threadpool(
         page_document, page, state.resolver, state.clock(), state.fleet.generation
     )
