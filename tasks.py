@@ -89,6 +89,12 @@ def demo() -> None:
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=10)
+    print(
+        "\nNext: the fleet page, resolver API and metrics over this demo store:\n"
+        "    .venv/bin/byokctl serve            # then open http://127.0.0.1:8750/\n"
+        "(loopback only, no token needed; docs/serve.md shows the API with curl)",
+        flush=True,
+    )
 
 
 def test() -> None:
@@ -104,7 +110,16 @@ def lint() -> None:
 
 
 #: Every benchmark, in the order run: each prints its own lines and reports its rows.
-BENCHMARKS = ("validate", "sops_decrypt", "plan_apply", "verify", "probe", "resolver", "store")
+BENCHMARKS = (
+    "validate",
+    "sops_decrypt",
+    "plan_apply",
+    "verify",
+    "probe",
+    "resolver",
+    "store",
+    "serve",
+)
 
 
 def bench() -> None:

@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "resolver": {"model", "catalog", "classify", "store", "errors"},
     "sandbox": {"catalog", "errors"},
     "probe": {"model", "catalog", "classify", "verify", "resolver", "errors"},
+    "serve": {"resolver", "classify", "model", "store", "errors"},
     "github": {"byokctl", "config", "plan", "render", "model", "errors"},
     "scaffold": set(),  # data files that ``init`` writes
     "commands": {
@@ -45,6 +46,7 @@ ALLOWED: dict[str, set[str]] = {
         "executor",
         "resolver",
         "sandbox",
+        "serve",
         "github",
         "probe",
     },

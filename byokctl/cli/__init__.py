@@ -469,6 +469,11 @@ def init(directory: Path, age_recipient: str | None, force: bool) -> int:
     return run(directory, age_recipient=age_recipient, force=force, out=sys.stdout, err=sys.stderr)
 
 
+from byokctl.cli.serve import serve as _serve  # noqa: E402 - registered after the others
+
+cli.add_command(_serve)
+
+
 def _plan_format(fmt: str) -> Literal["text", "json", "markdown"]:
     return "json" if fmt == "json" else "markdown" if fmt == "markdown" else "text"
 

@@ -17,6 +17,7 @@ transaction:
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -244,6 +245,36 @@ class LiveStore:
             self._claim_key(tx)
             self._db.write_rows(tx, enc, managed=False)
             self._db.announce(tx, str(serial))
+
+    def provider_settings(self, name: str) -> dict[str, dict[str, Any]] | None:
+        """One workspace's configured providers without their secrets (``None``: no such one).
+
+        ``{provider: {"model": …, "settings": {…}, "secret_fields": [names]}}``: the
+        non-secret columns and the names of the stored secret fields, never a value, so
+        a page can describe one workspace without loading (or decrypting) the fleet.
+        """
+        json_text = self._db.json_text
+        with self._tx("read one workspace's providers") as tx:
+            if tx.one("SELECT name FROM workspaces WHERE name = ?", (name,)) is None:
+                return None
+            configs = tx.all(
+                f"SELECT provider, model, {json_text('settings')} FROM provider_configs"  # noqa: S608
+                " WHERE workspace = ? ORDER BY provider",
+                (name,),
+            )
+            fields = tx.all(
+                "SELECT provider, field FROM provider_secrets WHERE workspace = ?"
+                " ORDER BY provider, field",
+                (name,),
+            )
+        out: dict[str, dict[str, Any]] = {}
+        for provider, model, settings in configs:
+            loaded = json.loads(settings) if isinstance(settings, str) else settings
+            out[str(provider)] = {"model": model, "settings": loaded, "secret_fields": []}
+        for provider, field in fields:
+            if str(provider) in out:
+                out[str(provider)]["secret_fields"].append(str(field))
+        return out
 
     def audit_log(self, *, limit: int | None = None) -> list[AuditEntry]:
         """Audit entries, newest first."""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from byokctl.model import LiveState, Workspace
 
@@ -146,6 +146,10 @@ class Store(Protocol):
         It keeps the digest apply last wrote, so the change shows as drift, and bumps the
         serial so that a plan made before it is stale. No audit entry.
         """
+        ...
+
+    def provider_settings(self, name: str) -> dict[str, dict[str, Any]] | None:
+        """One workspace's providers (model, settings, secret field names; no value)."""
         ...
 
     def audit_log(self, *, limit: int | None = None) -> list[AuditEntry]:

@@ -1,0 +1,152 @@
+"""The JSON documents the API answers with (the same shapes as the CLI's ``--format json``).
+
+``status_row`` is one workspace of ``byokctl status --format json``; ``credits_document``
+is ``byokctl credits --format json`` (plus the period of each sum when grouped). No
+document ever holds a credential: routes go through :meth:`Route.to_dict`, providers
+through the store's secret-free :meth:`~byokctl.store.Store.provider_settings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from byokctl.classify import sanitize
+from byokctl.resolver import CreditUsage, Episode, Resolver, Route, WorkspaceStatus
+
+from .fleet import Page, breaker_state, iso, route_kind
+
+
+def route_document(route: Route, route_id: str) -> dict[str, Any]:
+    """A route for the API: everything but the credentials, and its ``route_id``."""
+    doc = route.to_dict()
+    doc["kind"] = route_kind(route.provider)
+    doc["route_id"] = route_id
+    return doc
+
+
+def episode_document(e: Episode) -> dict[str, Any]:
+    """One episode as ``byokctl status --format json`` shows it."""
+    return {
+        "id": e.id,
+        "provider": e.provider,
+        "outcome": e.outcome,
+        "sticky": e.sticky,
+        "opened_at": iso(e.opened_at),
+        "notified_at": iso(e.notified_at),
+        # Sanitized again: an older byokctl stored details raw.
+        "detail": sanitize(e.detail),
+    }
+
+
+def status_row(s: WorkspaceStatus) -> dict[str, Any]:
+    """One workspace of ``byokctl status --format json``."""
+    return {
+        "name": s.workspace,
+        "enabled": s.enabled,
+        "route": s.provider,
+        "model": s.model,
+        "reason": s.reason,
+        "since": iso(s.since),
+        "open_episodes": [episode_document(e) for e in s.episodes],
+    }
+
+
+def fleet_row(s: WorkspaceStatus, credits: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """A row of the fleet page: the status row, its kind, breaker and credits."""
+    return {
+        **status_row(s),
+        "kind": route_kind(s.provider),
+        "breaker": breaker_state(s.reason),
+        "credits": credits,
+    }
+
+
+def usage_document(u: CreditUsage) -> dict[str, Any]:
+    return {
+        "workspace": u.workspace,
+        "feature": u.feature,
+        "route": u.route,
+        "actions": u.actions,
+        "credits": u.credits,
+        **({"period": u.period} if u.period is not None else {}),
+    }
+
+
+def credits_document(usage: Iterable[CreditUsage], since: str | None) -> dict[str, Any]:
+    """``byokctl credits --format json``."""
+    rows = list(usage)
+    return {
+        "since": since,
+        "usage": [usage_document(u) for u in rows],
+        "total_credits": sum(u.credits for u in rows),
+    }
+
+
+def _month_start(now: float) -> tuple[float, str]:
+    day = datetime.fromtimestamp(now, UTC)
+    start = day.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start.timestamp(), day.strftime("%Y-%m-%d")
+
+
+def _side(route: str) -> str | None:
+    """Whose credits: ``neo``, ``byok`` (a provider), or ``None`` (unavailable: free)."""
+    kind = route_kind(route)
+    return kind if kind in ("neo", "byok") else None
+
+
+def split_credits(usage: Iterable[CreditUsage], today: str) -> dict[str, dict[str, int]]:
+    """Today's and this month's credits, BYOK and Neo apart (rows grouped by day)."""
+    out = {"today": {"byok": 0, "neo": 0}, "month": {"byok": 0, "neo": 0}}
+    for u in usage:
+        side = _side(u.route)
+        if side is None:
+            continue
+        out["month"][side] += u.credits
+        if u.period == today:
+            out["today"][side] += u.credits
+    return out
+
+
+def workspace_credits(resolver: Resolver, name: str, now: float) -> dict[str, dict[str, int]]:
+    """One workspace's credits today and this month (one indexed ledger query)."""
+    since, today = _month_start(now)
+    usage = resolver.credit_usage(workspace=name, since=since, period="day")
+    return split_credits(usage, today)
+
+
+def page_document(page: Page, resolver: Resolver, now: float, generation: int) -> dict[str, Any]:
+    """One page of the fleet, credits read for its rows only."""
+    return {
+        "generation": generation,
+        "total": page.total,
+        "matched": page.matched,
+        "page": page.query.page,
+        "pages": page.pages,
+        "per_page": page.query.per_page,
+        "counts": page.counts,
+        "workspaces": [
+            fleet_row(s, workspace_credits(resolver, s.workspace, now)) for s in page.rows
+        ],
+    }
+
+
+def daily_credits(
+    resolver: Resolver, name: str, now: float, days: int = 30
+) -> list[dict[str, Any]]:
+    """The last ``days`` days of one workspace's credits, BYOK and Neo apart, oldest first."""
+    end = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = end.timestamp() - (days - 1) * 86400
+    usage = resolver.credit_usage(workspace=name, since=start, period="day")
+    by_day: dict[str, dict[str, int]] = {}
+    for u in usage:
+        side = _side(u.route)
+        if side is None:
+            continue
+        by_day.setdefault(str(u.period), {"byok": 0, "neo": 0})[side] += u.credits
+    out = []
+    for i in range(days):
+        day = datetime.fromtimestamp(start + i * 86400, UTC).strftime("%Y-%m-%d")
+        out.append({"day": day, **by_day.get(day, {"byok": 0, "neo": 0})})
+    return out
