@@ -17,6 +17,7 @@ import click
 from byokctl import __version__
 from byokctl.catalog import PROVIDERS
 from byokctl.cli._probe import probe as probe_command
+from byokctl.cli._sandbox import sandbox as sandbox_command
 from byokctl.cli.boundary import guarded
 
 FORMAT_TEXT_JSON = click.Choice(["text", "json"])
@@ -279,52 +280,7 @@ def models(file: Path, provider: str, fmt: str) -> int:
     )
 
 
-@cli.command()
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8089,
-    show_default=True,
-    help="0 picks a free port.",
-)
-@click.option(
-    "--latency",
-    type=click.FloatRange(min=0, max=3600),
-    default=0.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Added to every answer.",
-)
-@click.option(
-    "--slow-seconds",
-    type=click.FloatRange(min=0, max=3600),
-    default=5.0,
-    show_default=True,
-    help="How long keys marked 'slow' wait.",
-)
-@click.option(
-    "--stream-interval",
-    type=click.FloatRange(min=0, max=3600),
-    default=0.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Pause between two events of a streamed answer.",
-)
-def sandbox(port: int, latency: float, slow_seconds: float, stream_interval: float) -> int:
-    """Run a loopback stand-in for the seven providers' APIs until stopped.
-
-    It prints the BYOK_<PROVIDER>_BASE_URL lines to export and the key markers that choose
-    each answer (valid, invalid, no credits, rate limited, outage, slow, flaky).
-    """
-    from byokctl.commands.sandbox import sandbox as run  # noqa: PLC0415
-
-    return run(
-        port=port,
-        latency=latency,
-        slow_seconds=slow_seconds,
-        stream_interval=stream_interval,
-        out=sys.stdout,
-    )
+cli.add_command(sandbox_command)
 
 
 @cli.command()

@@ -15,11 +15,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-from byokctl.classify import sanitize
 from byokctl.commands._inputs import open_live_store, store_url
 from byokctl.errors import ByokError
 from byokctl.model import FallbackPolicy
-from byokctl.resolver import FEATURES, Resolver
+from byokctl.resolver import FEATURES, Resolver, credits_to_dict, neo_caps
 from byokctl.resolver.options import ResolverOptions
 from byokctl.store.runtime import open_runtime_store
 
@@ -111,34 +110,7 @@ def status(*, store: str | None, fmt: Format, out: TextIO, err: TextIO) -> int:
     with _resolver(store, err=err) as resolver:
         rows = resolver.status()
     if fmt == "json":
-        doc: dict[str, Any] = {
-            "workspaces": [
-                {
-                    "name": s.workspace,
-                    "enabled": s.enabled,
-                    "route": s.provider,
-                    "model": s.model,
-                    "reason": s.reason,
-                    "since": _iso(s.since),
-                    "fallback": s.fallback.fields(),
-                    "neo_credits_left": s.neo_credits_left,
-                    "open_episodes": [
-                        {
-                            "id": e.id,
-                            "provider": e.provider,
-                            "outcome": e.outcome,
-                            "sticky": e.sticky,
-                            "opened_at": _iso(e.opened_at),
-                            "notified_at": None if e.notified_at is None else _iso(e.notified_at),
-                            # Sanitized again: an older byokctl stored details raw.
-                            "detail": sanitize(e.detail),
-                        }
-                        for e in s.episodes
-                    ],
-                }
-                for s in rows
-            ]
-        }
+        doc: dict[str, Any] = {"workspaces": [s.to_dict() for s in rows]}
         print(json.dumps(doc, indent=2), file=out)
         return 0
     if not rows:
@@ -181,37 +153,9 @@ def credits(
     start = _parse_since(since)
     with _resolver(store, err=err) as resolver:  # migrates; checks the master key
         usage = resolver.credit_usage(workspace=name, since=start)
-        caps = [
-            s
-            for s in resolver.status()
-            if s.fallback.max_neo_credits is not None
-            and s.fallback.neo
-            and (name is None or s.workspace == name)
-        ]
+        caps = neo_caps(resolver.status(), name)
     if fmt == "json":
-        doc = {
-            "since": since,
-            "usage": [
-                {
-                    "workspace": u.workspace,
-                    "feature": u.feature,
-                    "route": u.route,
-                    "actions": u.actions,
-                    "credits": u.credits,
-                }
-                for u in usage
-            ],
-            "total_credits": sum(u.credits for u in usage),
-            "neo_caps": [
-                {
-                    "workspace": s.workspace,
-                    "max_neo_credits": s.fallback.max_neo_credits,
-                    "per": s.fallback.per,
-                    "neo_credits_left": s.neo_credits_left,
-                }
-                for s in caps
-            ],
-        }
+        doc = credits_to_dict(usage, caps, since=since)
         print(json.dumps(doc, indent=2), file=out)
         return 0
     for s in caps:

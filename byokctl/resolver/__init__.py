@@ -30,7 +30,12 @@ from byokctl.resolver._route import (
     ProviderResponse,
     Route,
 )
-from byokctl.resolver._status import WorkspaceStatus
+from byokctl.resolver._status import (
+    WorkspaceStatus,
+    credits_to_dict,
+    episode_to_dict,
+    neo_caps,
+)
 from byokctl.resolver.mail import SMTP_FROM_ENV, SMTP_URL_ENV, SmtpConfig
 from byokctl.store.runtime import BreakerPolicy, CreditUsage, Episode
 
@@ -48,4 +53,7 @@ __all__ = [
     "Route",
     "SmtpConfig",
     "WorkspaceStatus",
+    "credits_to_dict",
+    "episode_to_dict",
+    "neo_caps",
 ]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
+from byokctl.classify import sanitize
 from byokctl.model import DEFAULT_FALLBACK, FallbackPolicy
-from byokctl.store.runtime import Episode
+from byokctl.store.runtime import CreditUsage, Episode
 
 from ._refresh import Snapshot
 from ._route import BYOK, FEATURES, Route
@@ -28,6 +31,39 @@ class WorkspaceStatus:
     fallback: FallbackPolicy = DEFAULT_FALLBACK
     #: Neo credits left in the cap's current window; ``None`` without a cap.
     neo_credits_left: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """One workspace of ``byokctl status --format json`` (and of ``serve``'s API)."""
+        return {
+            "name": self.workspace,
+            "enabled": self.enabled,
+            "route": self.provider,
+            "model": self.model,
+            "reason": self.reason,
+            "since": iso(self.since),
+            "fallback": self.fallback.fields(),
+            "neo_credits_left": self.neo_credits_left,
+            "open_episodes": [episode_to_dict(e) for e in self.episodes],
+        }
+
+
+def iso(t: float | None) -> str | None:
+    """POSIX seconds as ISO 8601 UTC, to the second; ``None`` stays ``None``."""
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
+def episode_to_dict(e: Episode) -> dict[str, Any]:
+    """One failure episode as ``byokctl status --format json`` shows it (no credential)."""
+    return {
+        "id": e.id,
+        "provider": e.provider,
+        "outcome": e.outcome,
+        "sticky": e.sticky,
+        "opened_at": iso(e.opened_at),
+        "notified_at": iso(e.notified_at),
+        # Sanitized again: an older byokctl stored details raw.
+        "detail": sanitize(e.detail),
+    }
 
 
 def workspace_statuses(
@@ -87,3 +123,47 @@ def workspace_statuses(
         )
     out.sort(key=lambda st: st.workspace)
     return out
+
+
+def neo_caps(
+    statuses: Iterable[WorkspaceStatus], workspace: str | None = None
+) -> list[WorkspaceStatus]:
+    """The workspaces (of ``workspace``, or all) whose Neo spend is capped."""
+    return [
+        s
+        for s in statuses
+        if s.fallback.max_neo_credits is not None
+        and s.fallback.neo
+        and (workspace is None or s.workspace == workspace)
+    ]
+
+
+def credits_to_dict(
+    usage: Iterable[CreditUsage], caps: Iterable[WorkspaceStatus], *, since: str | None
+) -> dict[str, Any]:
+    """``byokctl credits --format json`` (and ``serve``'s): the sums, the total, the caps."""
+    rows = list(usage)
+    return {
+        "since": since,
+        "usage": [
+            {
+                "workspace": u.workspace,
+                "feature": u.feature,
+                "route": u.route,
+                "actions": u.actions,
+                "credits": u.credits,
+                **({"period": u.period} if u.period is not None else {}),
+            }
+            for u in rows
+        ],
+        "total_credits": sum(u.credits for u in rows),
+        "neo_caps": [
+            {
+                "workspace": s.workspace,
+                "max_neo_credits": s.fallback.max_neo_credits,
+                "per": s.fallback.per,
+                "neo_credits_left": s.neo_credits_left,
+            }
+            for s in caps
+        ],
+    }

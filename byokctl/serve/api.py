@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from byokctl.classify import Outcome
-from byokctl.resolver import FEATURES, ProviderResponse, Route
+from byokctl.resolver import FEATURES, ProviderResponse, Route, neo_caps
 from byokctl.store.runtime import Period
 
 from .access import Denied, denial_response
@@ -192,7 +192,8 @@ async def credits(request: Request) -> Response:
     usage = await run_in_threadpool(
         lambda: state.resolver.credit_usage(workspace=name, since=start, period=period)
     )
-    return _answer({**credits_document(usage, since), "period": period})
+    caps = neo_caps(await run_in_threadpool(state.resolver.status), name)
+    return _answer({**credits_document(usage, caps, since), "period": period})
 
 
 async def fleet(request: Request) -> Response:

@@ -12,10 +12,17 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from byokctl.classify import sanitize
-from byokctl.resolver import CreditUsage, Episode, Resolver, Route, WorkspaceStatus
+from byokctl.resolver import (
+    CreditUsage,
+    Episode,
+    Resolver,
+    Route,
+    WorkspaceStatus,
+    credits_to_dict,
+    episode_to_dict,
+)
 
-from .fleet import Page, breaker_state, iso, route_kind
+from .fleet import Page, breaker_state, route_kind
 
 
 def route_document(route: Route, route_id: str) -> dict[str, Any]:
@@ -28,29 +35,12 @@ def route_document(route: Route, route_id: str) -> dict[str, Any]:
 
 def episode_document(e: Episode) -> dict[str, Any]:
     """One episode as ``byokctl status --format json`` shows it."""
-    return {
-        "id": e.id,
-        "provider": e.provider,
-        "outcome": e.outcome,
-        "sticky": e.sticky,
-        "opened_at": iso(e.opened_at),
-        "notified_at": iso(e.notified_at),
-        # Sanitized again: an older byokctl stored details raw.
-        "detail": sanitize(e.detail),
-    }
+    return episode_to_dict(e)
 
 
 def status_row(s: WorkspaceStatus) -> dict[str, Any]:
     """One workspace of ``byokctl status --format json``."""
-    return {
-        "name": s.workspace,
-        "enabled": s.enabled,
-        "route": s.provider,
-        "model": s.model,
-        "reason": s.reason,
-        "since": iso(s.since),
-        "open_episodes": [episode_document(e) for e in s.episodes],
-    }
+    return s.to_dict()
 
 
 def fleet_row(s: WorkspaceStatus, credits: dict[str, dict[str, int]]) -> dict[str, Any]:
@@ -63,25 +53,11 @@ def fleet_row(s: WorkspaceStatus, credits: dict[str, dict[str, int]]) -> dict[st
     }
 
 
-def usage_document(u: CreditUsage) -> dict[str, Any]:
-    return {
-        "workspace": u.workspace,
-        "feature": u.feature,
-        "route": u.route,
-        "actions": u.actions,
-        "credits": u.credits,
-        **({"period": u.period} if u.period is not None else {}),
-    }
-
-
-def credits_document(usage: Iterable[CreditUsage], since: str | None) -> dict[str, Any]:
+def credits_document(
+    usage: Iterable[CreditUsage], caps: Iterable[WorkspaceStatus], since: str | None
+) -> dict[str, Any]:
     """``byokctl credits --format json``."""
-    rows = list(usage)
-    return {
-        "since": since,
-        "usage": [usage_document(u) for u in rows],
-        "total_credits": sum(u.credits for u in rows),
-    }
+    return credits_to_dict(usage, caps, since=since)
 
 
 def _month_start(now: float) -> tuple[float, str]:
