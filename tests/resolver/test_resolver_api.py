@@ -21,6 +21,8 @@ def test_exported_names_are_pinned() -> None:
         "BYOK_COST", "DEFAULT_NEO_COSTS", "FEATURES", "SMTP_FROM_ENV", "SMTP_URL_ENV",
         "BreakerPolicy", "CreditUsage", "Episode", "ProviderResponse", "Resolver", "Route",
         "SmtpConfig", "WorkspaceStatus",
+        # The JSON documents of `status` and `credits`, shared by the CLI and `serve`.
+        "credits_to_dict", "episode_to_dict", "neo_caps",
     ])  # fmt: skip
 
 
