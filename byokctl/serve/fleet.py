@@ -243,7 +243,15 @@ class FleetIndex:
                     moved = False  # the resolver logs the outage; its rows stand
                 now = clock()
                 if moved:
+                    # The rows as the resolver has them now are what the move must change:
+                    # not the last rebuild's, which may lack a change this process patched
+                    # in (a report), whose rebuild would look like the move arriving.
+                    try:
+                        self.rebuild()
+                    except Exception:
+                        _log.exception("serve: could not rebuild the fleet index")
                     settle_until, before = now + SETTLE_S, self._built
+                    next_at = now + 2 * self.rebuild_seconds
                 if now >= settle_until or now < next_at:
                     continue
                 try:

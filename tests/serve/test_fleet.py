@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from byokctl.resolver import CreditUsage, WorkspaceStatus
+import time
+
+from byokctl.resolver import CreditUsage, Resolver, WorkspaceStatus
 from byokctl.serve.documents import fleet_row, split_credits
 from byokctl.serve.fleet import FleetIndex, Query, breaker_state, route_kind
 from byokctl.serve.pages import render
+from byokctl.store import MasterKey
 from tests.resolver.helpers import put, workspace
 from tests.serve.conftest import Served
 from tests.waiting import wait_until
@@ -121,3 +124,32 @@ def test_the_workspace_page_shows_its_audit_entries_and_providers_never_a_key(
     assert "api_key (sensitive)" in html
     assert "providers.openai" not in other  # only its own changes
     assert "create notify" in other
+
+
+def test_an_apply_elsewhere_right_after_a_report_here_still_reaches_the_index(
+    served: Served, store_url: str, master_key: MasterKey
+) -> None:
+    # A report patches its row at once; an apply in another process lands before the
+    # index's thread sees either move. The first rebuild then differs from the last one
+    # by the patched row alone: that must not pass for the apply having arrived.
+    resolver = Resolver.from_url(
+        store_url, master_key=master_key, env={}, refresh_interval=None, notify=False
+    )
+    runtime = served.runtime
+    index = FleetIndex(resolver, runtime.versions, lambda n: runtime.episodes(workspace=n))
+    try:
+        route = resolver.resolve("acme-support", "assist")
+        resolver.report(route, "invalid_key")
+        index.patch("acme-support")
+        put(served.store, workspace("initech", "openai"))  # the apply, elsewhere
+        generation = index.generation
+        index.start(time.time)
+        wait_until(lambda: index.generation > generation, what="a rebuild after the moves")
+        resolver.refresh()  # the resolver reloads only now, after that rebuild
+        wait_until(
+            lambda: getattr(index.get("initech"), "enabled", None) == "openai",
+            what="the apply in the index",
+        )
+    finally:
+        index.stop()
+        resolver.close()
