@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ from byokctl.config.loader import load_desired
 from byokctl.errors import ConfigError, StoreError
 from byokctl.model import DesiredState, LiveState, Secret, Workspace
 from byokctl.plan import Plan, diff
+from byokctl.resolver import Resolver
+from byokctl.resolver.options import ResolverOptions
 from byokctl.store import (
     DEFAULT_STORE_URL,
     Store,
@@ -27,6 +30,7 @@ from byokctl.store import (
     safe_url,
     store_exists,
 )
+from byokctl.store.runtime import open_runtime_store
 
 STORE_ENV = "BYOK_STORE"
 #: Where the local default store and its auto-created master key live.
@@ -179,3 +183,22 @@ def provider_documents(
         }
         for pid, config in workspace.providers.items()
     }
+
+
+@contextmanager
+def open_resolver(store: str | None, *, err: TextIO, notify: bool = False) -> Iterator[Resolver]:
+    """A resolver over the live and runtime stores at ``store``, refreshed only on demand.
+
+    ``notify=False`` for a command that only looks: it must never send a failure e-mail
+    itself; ``probe`` records verdicts and so delivers the e-mails they are owed.
+    """
+    url = store_url(store)
+    live = open_live_store(url, err=err)
+    try:
+        runtime = open_runtime_store(url)
+    except BaseException:
+        live.close()
+        raise
+    options = ResolverOptions(refresh_interval=None, notify=notify)
+    with Resolver(live, runtime, options, owns_stores=True) as resolver:
+        yield resolver

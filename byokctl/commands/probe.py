@@ -18,15 +18,13 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Literal, TextIO
 
-from byokctl.commands._inputs import open_live_store, read_desired, store_url
+from byokctl.commands._inputs import open_resolver, read_desired
 from byokctl.config.discover import DEFAULT_PATH
 from byokctl.errors import ByokError
 from byokctl.model import Workspace
 from byokctl.probe import ProbeReport, parse_duration, probe
 from byokctl.probe._lowbalance import notify_low_balance
 from byokctl.resolver import Resolver
-from byokctl.resolver.options import ResolverOptions
-from byokctl.store.runtime import open_runtime_store
 from byokctl.verify import VerifyCache
 
 Format = Literal["text", "json"]
@@ -83,15 +81,7 @@ def probe_command(
     if not store_only:
         desired = read_desired(paths or [DEFAULT_PATH], err=err, refused="nothing was probed")
         workspaces = list(desired.workspaces.values())
-    url = store_url(store)
-    live = open_live_store(url, err=err)
-    try:
-        runtime = open_runtime_store(url)
-    except BaseException:
-        live.close()
-        raise
-    options = ResolverOptions(refresh_interval=None, notify=True)
-    with Resolver(live, runtime, options, owns_stores=True) as resolver:
+    with open_resolver(store, err=err, notify=True) as resolver:
         stop = threading.Event()
         restore = _stop_on_signals(stop) if interval is not None else None
         try:

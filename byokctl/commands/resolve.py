@@ -10,37 +10,15 @@ not the ledger. Credentials never appear in any output.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-from byokctl.commands._inputs import open_live_store, store_url
+from byokctl.commands._inputs import open_resolver
 from byokctl.errors import ByokError
 from byokctl.model import FallbackPolicy
-from byokctl.resolver import FEATURES, Resolver, credits_to_dict, neo_caps
-from byokctl.resolver.options import ResolverOptions
-from byokctl.store.runtime import open_runtime_store
+from byokctl.resolver import FEATURES, credits_to_dict, neo_caps
 
 Format = Literal["text", "json"]
-
-
-@contextmanager
-def _resolver(store: str | None, *, err: TextIO) -> Iterator[Resolver]:
-    url = store_url(store)
-    live = open_live_store(url, err=err)
-    try:
-        runtime = open_runtime_store(url)
-    except BaseException:
-        live.close()
-        raise
-    # notify=False: a command only looks; it must never send a failure e-mail itself.
-    options = ResolverOptions(refresh_interval=None, notify=False)
-    resolver = Resolver(live, runtime, options, owns_stores=True)
-    try:
-        yield resolver
-    finally:
-        resolver.close()
 
 
 def _iso(t: float) -> str:
@@ -51,7 +29,7 @@ def resolve(
     name: str, *, feature: str, store: str | None, fmt: Format, out: TextIO, err: TextIO
 ) -> int:
     """Where the next ``feature`` action of workspace ``name`` goes, and why."""
-    with _resolver(store, err=err) as resolver:
+    with open_resolver(store, err=err) as resolver:
         try:
             route = resolver.peek(name, feature)
         except ValueError as exc:
@@ -107,7 +85,7 @@ def policy_text(policy: FallbackPolicy, left: int | None) -> str:
 
 def status(*, store: str | None, fmt: Format, out: TextIO, err: TextIO) -> int:
     """Every workspace: its route, the reason, since when, and its open failure episodes."""
-    with _resolver(store, err=err) as resolver:
+    with open_resolver(store, err=err) as resolver:
         rows = resolver.status()
     if fmt == "json":
         doc: dict[str, Any] = {"workspaces": [s.to_dict() for s in rows]}
@@ -151,7 +129,7 @@ def credits(
 ) -> int:
     """Credit usage from the ledger, per workspace, feature and route (``--since`` a date)."""
     start = _parse_since(since)
-    with _resolver(store, err=err) as resolver:  # migrates; checks the master key
+    with open_resolver(store, err=err) as resolver:  # migrates; checks the master key
         usage = resolver.credit_usage(workspace=name, since=start)
         caps = neo_caps(resolver.status(), name)
     if fmt == "json":
