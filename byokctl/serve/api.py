@@ -16,15 +16,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from byokctl.classify import Outcome
-from byokctl.resolver import FEATURES, ProviderResponse, Route, neo_caps
+from byokctl.resolver import FEATURES, ProviderResponse, Route, credits_to_dict, neo_caps
 from byokctl.store.runtime import Period
 
 from .access import Denied, denial_response
 from .documents import (
-    credits_document,
     page_document,
     route_document,
-    status_row,
     workspace_credits,
 )
 from .fleet import Query
@@ -143,7 +141,7 @@ async def status(request: Request) -> Response:
         state.access.require(request, "read")
     except Denied as denied:
         return denial_response(request, denied)
-    return _answer({"workspaces": [status_row(s) for s in state.fleet.rows()]})
+    return _answer({"workspaces": [s.to_dict() for s in state.fleet.rows()]})
 
 
 async def workspace(request: Request) -> Response:
@@ -158,7 +156,7 @@ async def workspace(request: Request) -> Response:
         return BadRequest(404, f"no workspace {name!r} in the store").response()
     providers = await run_in_threadpool(state.store.provider_settings, name)
     credits = await run_in_threadpool(workspace_credits, state.resolver, name, state.clock())
-    return _answer({**status_row(row), "providers": providers or {}, "credits": credits})
+    return _answer({**row.to_dict(), "providers": providers or {}, "credits": credits})
 
 
 def _timestamp(text: str, name: str) -> float:
@@ -193,7 +191,7 @@ async def credits(request: Request) -> Response:
         lambda: state.resolver.credit_usage(workspace=name, since=start, period=period)
     )
     caps = neo_caps(await run_in_threadpool(state.resolver.status), name)
-    return _answer({**credits_document(usage, caps, since), "period": period})
+    return _answer({**credits_to_dict(usage, caps, since=since), "period": period})
 
 
 async def fleet(request: Request) -> Response:

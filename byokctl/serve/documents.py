@@ -1,7 +1,7 @@
 """The JSON documents the API answers with (the same shapes as the CLI's ``--format json``).
 
-``status_row`` is one workspace of ``byokctl status --format json``; ``credits_document``
-is ``byokctl credits --format json`` (plus the period of each sum when grouped). No
+A status row is ``WorkspaceStatus.to_dict`` (one workspace of ``byokctl status --format
+json``) and the credits are ``credits_to_dict`` (``byokctl credits --format json``). No
 document ever holds a credential: routes go through :meth:`Route.to_dict`, providers
 through the store's secret-free :meth:`~byokctl.store.Store.provider_settings`.
 """
@@ -14,12 +14,9 @@ from typing import Any
 
 from byokctl.resolver import (
     CreditUsage,
-    Episode,
     Resolver,
     Route,
     WorkspaceStatus,
-    credits_to_dict,
-    episode_to_dict,
 )
 
 from .fleet import Page, breaker_state, route_kind
@@ -33,31 +30,14 @@ def route_document(route: Route, route_id: str) -> dict[str, Any]:
     return doc
 
 
-def episode_document(e: Episode) -> dict[str, Any]:
-    """One episode as ``byokctl status --format json`` shows it."""
-    return episode_to_dict(e)
-
-
-def status_row(s: WorkspaceStatus) -> dict[str, Any]:
-    """One workspace of ``byokctl status --format json``."""
-    return s.to_dict()
-
-
 def fleet_row(s: WorkspaceStatus, credits: dict[str, dict[str, int]]) -> dict[str, Any]:
     """A row of the fleet page: the status row, its kind, breaker and credits."""
     return {
-        **status_row(s),
+        **s.to_dict(),
         "kind": route_kind(s.provider),
         "breaker": breaker_state(s.reason),
         "credits": credits,
     }
-
-
-def credits_document(
-    usage: Iterable[CreditUsage], caps: Iterable[WorkspaceStatus], since: str | None
-) -> dict[str, Any]:
-    """``byokctl credits --format json``."""
-    return credits_to_dict(usage, caps, since=since)
 
 
 def _month_start(now: float) -> tuple[float, str]:

@@ -27,13 +27,11 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from byokctl.errors import StoreError
-from byokctl.model import NEO
+from byokctl.model import NEO, UNAVAILABLE
 from byokctl.resolver import FEATURES, Episode, Resolver, WorkspaceStatus
 
 _log = logging.getLogger("byokctl.serve")
 
-#: The route a policy that forbids Neo gives (``byokctl.model.UNAVAILABLE``, issue 15).
-UNAVAILABLE: Final = "unavailable"
 SORTS: Final = ("name", "-name", "route", "reason", "since", "-since")
 MAX_PER_PAGE: Final = 200
 #: How often the index checks the store's versions, and for how long after a move it

@@ -16,9 +16,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from byokctl.resolver import episode_to_dict
+
 from .access import SESSION_COOKIE, Caller, Denied, log_denial
 from .auth import SESSION_SECONDS
-from .documents import daily_credits, episode_document, fleet_row, page_document
+from .documents import daily_credits, fleet_row, page_document
 from .fleet import SORTS, Query, iso
 from .state import BadRequest, ServeState, read_body
 
@@ -119,7 +121,7 @@ def _workspace_context(state: ServeState, name: str) -> dict[str, Any] | None:
         "row": fleet_row(row, {}),
         "providers": providers,
         "episodes": [
-            {**episode_document(e), "closed_at": iso(e.closed_at), "close_reason": e.close_reason}
+            {**episode_to_dict(e), "closed_at": iso(e.closed_at), "close_reason": e.close_reason}
             for e in episodes
         ],
         "audit": audit,
